@@ -1,0 +1,3 @@
+"""Analysis of human realism studies: scores, fits, metrics and correlations."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Subcommands of the ``analysis`` command, one module each."""

@@ -1,0 +1,1 @@
+"""Encoder-based image metrics: encoders, feature extraction and metric functions."""

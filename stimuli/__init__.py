@@ -1,0 +1,1 @@
+"""Stimulus sets: import, normalise and inspect image folders; the demo set."""

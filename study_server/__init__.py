@@ -1,0 +1,1 @@
+"""The study server: a Flask app for timed real-vs-generated trials."""
