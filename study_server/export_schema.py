@@ -19,8 +19,12 @@ TRIAL_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("participant", "string", "pseudonymous participant id (keyed hash)"),
     ("platform", "string", "prolific, mturk or direct"),
     ("session_status", "string", "status of the session at export time"),
-    ("model", "string", "condition: the session's model (between design); "
-     "the stimulus's model, empty for real images (within design)"),
+    (
+        "model",
+        "string",
+        "condition: the session's model (between design); "
+        "the stimulus's model, empty for real images (within design)",
+    ),
     ("source", "string", "'real' or the model that generated the stimulus"),
     ("stimulus", "string", "stimulus id: first 16 hex digits of its content digest"),
     ("is_real", "boolean", "the stimulus is a real image"),
@@ -49,8 +53,11 @@ SESSION_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("session", "string", "public session id"),
     ("participant", "string", "pseudonymous participant id (keyed hash)"),
     ("platform", "string", "prolific, mturk or direct"),
-    ("status", "string", "active, completed, screened_out, returned, timed_out, "
-     "excluded or abandoned"),
+    (
+        "status",
+        "string",
+        "active, completed, screened_out, returned, timed_out, excluded or abandoned",
+    ),
     ("model", "string", "assigned model (between design); empty otherwise"),
     ("key_mapping", "string", "which keys meant real and generated, e.g. f=real"),
     ("exposure_ms", "Float64", "intended exposure at session start, ms"),

@@ -1,0 +1,142 @@
+"""The database: engine settings, migrations and the ``init-db`` command.
+
+SQLite in the instance folder is the zero-setup default. It runs in WAL mode
+with a busy timeout so that several gunicorn workers can write; PostgreSQL is
+chosen by setting ``SQLALCHEMY_DATABASE_URI``. The schema is only ever changed
+through the Alembic migrations in ``study_server/migrations``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import flask_migrate
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+
+# Stable constraint names, so migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp that is always stored and returned as aware UTC.
+
+    PostgreSQL keeps the offset itself; SQLite stores naive text, so values are
+    converted to UTC before writing and marked UTC after reading.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def is_sqlite(uri: str) -> bool:
+    return uri.startswith("sqlite")
+
+
+def _engine_options(app: Flask) -> dict[str, Any]:
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if is_sqlite(uri):
+        timeout_s = app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000
+        connect_args = options.setdefault("connect_args", {})
+        connect_args.setdefault("timeout", timeout_s)
+        # Transactions are begun explicitly (see _sqlite_begin) so that writers
+        # can take the lock up front with BEGIN IMMEDIATE.
+        connect_args.setdefault("isolation_level", None)
+    else:
+        options.setdefault("pool_pre_ping", True)
+    return options
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(connection: Any) -> None:
+    if connection.dialect.name != "sqlite":
+        return
+    # Every transaction takes the write lock at BEGIN: a deferred transaction
+    # that reads and then writes can fail at once with SQLITE_BUSY when
+    # another writer got in between, whatever the busy timeout.
+    mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def init_app(app: Flask) -> None:
+    """Bind the database and migrations to ``app`` and register ``init-db``."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if is_sqlite(uri) and uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    app.cli.add_command(init_db_command)
+
+
+def upgrade_schema() -> None:
+    """Create the schema or upgrade it to the newest migration."""
+    flask_migrate.upgrade(directory=MIGRATIONS_DIR)
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command() -> None:
+    """Create the database schema, or upgrade it to the newest version."""
+    upgrade_schema()
+    uri = db.engine.url.render_as_string(hide_password=True)
+    click.echo(f"Database schema is up to date ({uri}).")
+    current_app.logger.info("init-db: schema upgraded on %s", uri)
