@@ -108,6 +108,25 @@ class Trials(_Section):
     max_failed_checks: int = Field(1, ge=0, le=100)
     break_every: int = Field(50, ge=1, le=5000)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Trials:
+        problems = []
+        if self.max_failed_checks > self.checks:
+            problems.append(
+                f"trials.max_failed_checks: got {self.max_failed_checks}; "
+                f"allowed: at most trials.checks ({self.checks})"
+            )
+        n_real = self.per_session * self.real_fraction
+        if abs(n_real - round(n_real)) > 1e-9:
+            problems.append(
+                f"trials.real_fraction: got {self.real_fraction}; "
+                "per_session x real_fraction must be a whole number of trials "
+                f"(here {n_real:g})"
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
 
 class Staircase(_Section):
     """A 1-up/3-down staircase on exposure in frames (converges near 79% correct)."""
@@ -118,6 +137,15 @@ class Staircase(_Section):
     step_frames: int = Field(2, ge=1, le=60)
     down_after: int = Field(3, ge=1, le=10)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Staircase:
+        if not self.min_ms <= self.start_ms <= self.max_ms:
+            raise ValueError(
+                f"timing.staircase.start_ms: got {self.start_ms:g}; allowed: "
+                f"between min_ms ({self.min_ms:g}) and max_ms ({self.max_ms:g})"
+            )
+        return self
+
 
 class Timing(_Section):
     fixation_ms: float = Field(500, ge=0, le=5_000)
@@ -127,11 +155,29 @@ class Timing(_Section):
     resume_limit_minutes: float = Field(30, gt=0, le=7 * 24 * 60)
     inactive_limit_minutes: float = Field(60, gt=0, le=7 * 24 * 60)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Timing:
+        if self.staircase and self.exposure_ms == 0:
+            raise ValueError(
+                "timing.staircase: a staircase needs a timed exposure; "
+                "timing.exposure_ms is 0 (until response)"
+            )
+        return self
+
 
 class Keys(_Section):
     real: Key = "f"
     generated: Key = "j"
     counterbalance: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Keys:
+        if self.real == self.generated:
+            raise ValueError(
+                f"keys.generated: got {self.generated!r}; must differ from "
+                f"keys.real ({self.real!r})"
+            )
+        return self
 
 
 class Recruitment(_Section):
@@ -192,44 +238,6 @@ class StudySettings(_Section):
     texts: Texts = Texts()
     images: Images
 
-    @model_validator(mode="after")
-    def _consistent(self) -> StudySettings:
-        problems = []
-        if self.keys.real == self.keys.generated:
-            problems.append(
-                f"keys.generated: got {self.keys.generated!r}; must differ from "
-                f"keys.real ({self.keys.real!r})"
-            )
-        if self.trials.max_failed_checks > self.trials.checks:
-            problems.append(
-                f"trials.max_failed_checks: got {self.trials.max_failed_checks}; "
-                f"allowed: at most trials.checks ({self.trials.checks})"
-            )
-        n_real = self.trials.per_session * self.trials.real_fraction
-        if abs(n_real - round(n_real)) > 1e-9:
-            problems.append(
-                f"trials.real_fraction: got {self.trials.real_fraction}; "
-                f"per_session x real_fraction must be a whole number of trials "
-                f"(here {n_real:g})"
-            )
-        stair = self.timing.staircase
-        if (
-            isinstance(stair, Staircase)
-            and not stair.min_ms <= stair.start_ms <= stair.max_ms
-        ):
-            problems.append(
-                f"timing.staircase.start_ms: got {stair.start_ms:g}; allowed: "
-                f"between min_ms ({stair.min_ms:g}) and max_ms ({stair.max_ms:g})"
-            )
-        if isinstance(stair, Staircase) and self.timing.exposure_ms == 0:
-            problems.append(
-                "timing.staircase: a staircase needs a timed exposure; "
-                "timing.exposure_ms is 0 (until response)"
-            )
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
-
     @property
     def n_real(self) -> int:
         """Real main trials per session."""
@@ -276,25 +284,26 @@ def _section_keys(loc: list[str]) -> list[str]:
 
 
 def _describe(error: dict[str, Any]) -> str | None:
-    loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
-    members = [i for i, part in enumerate(loc) if part in ("bool", "Staircase")]
-    key = ".".join(p for p in loc if p not in ("bool", "Staircase")) or "(file)"
+    # Union members of timing.staircase (bool | Staircase) appear in the
+    # location as "bool" and "Staircase" (or a validator wrapping Staircase).
+    raw = [str(part) for part in error["loc"]]
+    members = [i for i, p in enumerate(raw) if p == "bool" or "Staircase" in p]
+    loc = [p for i, p in enumerate(raw) if i not in members and "function-" not in p]
+    key = ".".join(loc) or "(file)"
     kind = error["type"]
-    if members and members[-1] == len(loc) - 1:
-        # An error about timing.staircase as a whole (true/false or a table):
-        # one line for a value that is neither; a table's own field errors
-        # are reported by their keys.
-        if loc[-1] == "Staircase" or isinstance(error["input"], dict):
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if members and members[-1] == len(raw) - 1:
+        # An error about timing.staircase as a whole: one line for a value that
+        # is neither true/false nor a table; a table's own errors have keys.
+        if raw[-1] != "bool" or isinstance(error["input"], dict):
             return None
         return f"{key}: got {error['input']!r}; allowed: true, false or a table"
-    loc = [part for part in loc if part not in ("bool", "Staircase")]
     if kind == "missing":
         return f"{key}: required key is missing"
     if kind == "extra_forbidden":
         allowed = ", ".join(_section_keys(loc)) or "none"
         return f"{key}: unknown key (got {error['input']!r}); allowed keys: {allowed}"
-    if kind == "value_error":
-        return str(error["ctx"]["error"])
     message = error["msg"].replace("Input should", "should")
     allowed = _ALLOWED.get(kind, {}).get(loc[-1] if loc else "", message)
     return f"{key}: got {error['input']!r}; allowed: {allowed}"
