@@ -86,3 +86,101 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+def _write_images(folder: Path, n: int, seed: int, size: int = 48) -> None:
+    """Write ``n`` distinct random RGB PNGs into ``folder``."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels, "RGB").save(folder / f"img_{i:04d}.png")
+
+
+def study_toml(slug: str = "pilot", **sections: dict) -> str:
+    """Render a study file; ``sections`` override tables such as trials=..."""
+    import json
+
+    def value(v):
+        return "true" if v is True else "false" if v is False else json.dumps(v)
+
+    top = sections.pop("top", {})
+    lines = [f'slug = "{slug}"', 'title = "Pilot study"', 'dataset = "testset"']
+    lines += [f"{k} = {value(v)}" for k, v in top.items()]
+    images = {
+        "real": "images/real",
+        "generated": "images/generated",
+        "practice": "images/practice",
+        "checks": "images/checks",
+    }
+    images.update(sections.pop("images", {}))
+    for name, table in {**sections, "images": images}.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {value(v)}" for k, v in table.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def make_study(app, tmp_path: Path):
+    """Build image folders and a study file, load it, and return the Study.
+
+    ``make_study(models=("m1", "m2"), n_real=30, n_per_model=20, trials={...})``
+    writes random PNGs (distinct images), writes ``study.toml`` and loads it
+    through ``flask study load``'s service, so tests use the real import path.
+    """
+    from study_server.db import db
+    from study_server.models import Study
+    from study_server.services.studies import load_study
+
+    counter = iter(range(1_000_000))
+
+    def make(
+        slug: str = "pilot",
+        models: tuple[str, ...] = ("m1", "m2", "m3"),
+        n_real: int = 20,
+        n_per_model: int = 12,
+        n_practice: int = 4,
+        n_checks: int = 4,
+        **sections: dict,
+    ) -> Study:
+        folder = tmp_path / f"study-{slug}-{next(counter)}"
+        seed = 1000 * next(counter)
+        _write_images(folder / "images/real", n_real, seed + 1)
+        for i, model in enumerate(models):
+            _write_images(
+                folder / "images/generated" / model, n_per_model, seed + 10 + i
+            )
+        _write_images(folder / "images/practice/real", n_practice // 2, seed + 2)
+        _write_images(
+            folder / "images/practice/generated", n_practice - n_practice // 2, seed + 3
+        )
+        _write_images(folder / "images/checks/generated", n_checks, seed + 4)
+        sections.setdefault(
+            "trials",
+            {
+                "per_session": 10,
+                "real_fraction": 0.5,
+                "practice": 2,
+                "checks": 2,
+                "max_failed_checks": 1,
+                "break_every": 5,
+            },
+        )
+        sections.setdefault("display", {"size": 32})
+        (folder / "study.toml").write_text(
+            study_toml(slug, **sections), encoding="utf-8"
+        )
+        with app.app_context():
+            report = load_study(
+                folder / "study.toml", app.config["STIMULUS_STORE"], progress=False
+            )
+            study_id = report.study.id
+        with app.app_context():
+            study = db.session.get(Study, study_id)
+            db.session.expunge(study)
+        return study
+
+    return make
