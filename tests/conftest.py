@@ -13,6 +13,14 @@ SHARED_DATA = Path(
 )
 
 
+def pytest_collection_modifyitems(config, items):
+    # Tests that touch the database are marked `db`, so the PostgreSQL pass
+    # (`pytest -m db`) runs exactly those.
+    for item in items:
+        if "database_uri" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data beside the project (``../shared/data``); skip when absent."""
