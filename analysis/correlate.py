@@ -83,6 +83,7 @@ METRIC_DIRECTIONS: dict[str, str] = {
     "inceptionscore": "higher",
     "vendi": "higher",  # Friedman & Dieng 2023: effective number of modes
     "vendiscore": "higher",
+    "vendiperclass": "higher",
     "authpct": "higher",  # Alaa et al. 2022: per cent of authentic samples
     "authenticity": "higher",
     # FLS = 100 * exp(-2 (NLL_gen - NLL_baseline) / d) (Jiralerspong et al.
@@ -123,8 +124,10 @@ REFERENCE_ROWS = frozenset(
     )
 )
 
-TIDY_COLUMNS = ("dataset", "model", "encoder", "metric", "value")
+TIDY_COLUMNS = ("dataset", "model", "metric", "value")
 WIDE_ID_COLUMNS = ("dataset", "model", "encoder", "weights")
+# Columns of ``analysis metrics``' wide table that are sample sizes, not metrics.
+WIDE_COUNT_COLUMNS = ("n_real", "n_generated")
 SUMMARY_MARKERS = ("dataset", "model", "n_participants")
 UNKNOWN = "unknown"
 MIN_MODELS = 3
@@ -463,14 +466,15 @@ def read_metric_table(path: str | Path, *, encoder: str | None = None) -> pd.Dat
     Parameters
     ----------
     path : str or Path
-        A CSV file. Tidy: columns ``dataset, model, encoder, metric, value``
-        (optionally ``weights``, ``n_real``, ``n_generated``), as written by
+        A CSV file. Tidy: columns ``dataset, model, metric, value`` and
+        usually ``encoder``, ``weights``, ``n_real``, ``n_generated``, as written by
         ``analysis metrics``. Wide: ``dataset, model`` (optionally
         ``encoder``, ``weights``) and one numeric column per metric, as in
         the published leaderboard; empty cells and ``-`` are missing values.
     encoder : str, optional
-        The encoder of a wide table without an ``encoder`` column (default
-        ``'unknown'``). Ignored for tidy tables, which name their encoder.
+        The encoder of a table without an ``encoder`` column, such as the
+        published leaderboard (default ``'unknown'``). Ignored, with a
+        warning, for tables that name their encoder.
 
     Returns
     -------
@@ -501,8 +505,13 @@ def read_metric_table(path: str | Path, *, encoder: str | None = None) -> pd.Dat
             f"table needs {', '.join(TIDY_COLUMNS)}, a wide one dataset, model and "
             "one column per metric"
         )
+    if encoder is not None and "encoder" in raw.columns:
+        warnings.warn(
+            f"metric table {path} names its encoder(s); --encoder {encoder} is ignored",
+            stacklevel=2,
+        )
     if {"metric", "value"} <= set(raw.columns):
-        tidy = _tidy_from_tidy(raw, path)
+        tidy = _tidy_from_tidy(raw, path, encoder)
     else:
         tidy = _tidy_from_wide(raw, path, encoder)
     tidy = _drop_reference_rows(tidy, path)
@@ -517,7 +526,7 @@ def read_metric_table(path: str | Path, *, encoder: str | None = None) -> pd.Dat
     return tidy.reset_index(drop=True)
 
 
-def _tidy_from_tidy(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _tidy_from_tidy(raw: pd.DataFrame, path: Path, encoder: str | None) -> pd.DataFrame:
     missing = [c for c in TIDY_COLUMNS if c not in raw.columns]
     if missing:
         raise ValueError(
@@ -531,19 +540,17 @@ def _tidy_from_tidy(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
             f"metric table {path}: 'value' must be numeric; found "
             f"{raw.loc[bad, 'value'].iloc[0]!r}"
         )
-    tidy = raw[["dataset", "model", "encoder", "metric"]].astype("string")
-    weights = (
-        raw["weights"] if "weights" in raw else pd.Series(UNKNOWN, index=raw.index)
-    )
-    tidy["weights"] = weights.astype("string").fillna(UNKNOWN)
-    tidy["encoder"] = tidy["encoder"].fillna(UNKNOWN)
+    tidy = raw[["dataset", "model", "metric"]].astype("string")
+    for column, default in (("encoder", encoder or UNKNOWN), ("weights", UNKNOWN)):
+        given = raw[column] if column in raw else pd.Series(default, index=raw.index)
+        tidy[column] = given.astype("string").fillna(default)
     tidy["value"] = values.astype(float)
     return tidy[["dataset", "model", "encoder", "weights", "metric", "value"]]
 
 
 def _tidy_from_wide(raw: pd.DataFrame, path: Path, encoder: str | None) -> pd.DataFrame:
-    ids = [c for c in WIDE_ID_COLUMNS if c in raw.columns]
-    metric_columns = [c for c in raw.columns if c not in ids]
+    skip = set(WIDE_ID_COLUMNS) | set(WIDE_COUNT_COLUMNS)
+    metric_columns = [c for c in raw.columns if c not in skip]
     if not metric_columns:
         raise ValueError(f"metric table {path} has no metric columns")
     not_numeric = [
@@ -553,7 +560,8 @@ def _tidy_from_wide(raw: pd.DataFrame, path: Path, encoder: str | None) -> pd.Da
         raise ValueError(
             f"metric table {path}: the column(s) {', '.join(not_numeric)} are not "
             "numeric; a wide table holds dataset, model (optionally encoder, "
-            "weights) and one numeric column per metric; a tidy one needs "
+            "weights, n_real, n_generated) and one numeric column per metric; a "
+            "tidy one needs "
             f"{', '.join(TIDY_COLUMNS)}"
         )
     frame = raw.copy()
