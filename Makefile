@@ -33,6 +33,7 @@ install-dev: $(BIN)/python
 	@scripts/ensure-chromium
 
 demo: install
+	$(BIN)/python -m study_server.instance
 	$(BIN)/flask --app study_server demo --port $(PORT)
 	$(BIN)/flask --app study_server run --host 127.0.0.1 --port $(PORT)
 

@@ -74,17 +74,6 @@ def list_command() -> None:
         )
 
 
-def _ensure_secret_key(app: Flask) -> None:
-    config_file = Path(app.instance_path) / "config.py"
-    if config_file.exists():
-        return
-    config_file.write_text(
-        "# Written by `flask --app study_server demo`; keep this file private.\n"
-        f"SECRET_KEY = {secrets.token_hex(32)!r}\n"
-    )
-    click.echo(f"Wrote a new random SECRET_KEY to {config_file}.")
-
-
 @click.command("demo")
 @with_appcontext
 @click.option(
@@ -99,7 +88,9 @@ def demo_command(host: str, port: int) -> None:
 
     Creates or upgrades the database, builds the demo images (no download),
     loads the demo study and prints the participant link and a researcher
-    login. Run it again at any time; it keeps what is stored.
+    login. Run it again at any time; it keeps what is stored. Run
+    ``python -m study_server.instance`` first so the instance folder has a
+    secret key (``make demo`` does).
     """
     from stimuli.demo import build_demo
 
@@ -108,7 +99,6 @@ def demo_command(host: str, port: int) -> None:
     from .services.studies import load_study
 
     app = current_app._get_current_object()
-    _ensure_secret_key(app)
     upgrade_schema()
     demo_dir = build_demo(Path(app.instance_path) / "demo")
     study_file = demo_dir / "study.toml" if demo_dir.is_dir() else demo_dir
