@@ -1,4 +1,4 @@
-"""`flask study load` and `study list`: create, update, refuse, write nothing on error."""
+"""`flask study load` and `study list`: create, update, refuse, write nothing."""
 
 from __future__ import annotations
 
