@@ -211,9 +211,9 @@ def _open(data: bytes) -> Image.Image:
         raise StimulusImportError("not an image")
     if fmt not in ALLOWED_FORMATS:
         raise StimulusImportError(f"unsupported format {fmt} (allowed: {ALLOWED_TEXT})")
-    formats = ["JPEG", "MPO"] if fmt == "JPEG" else [fmt]
     try:
-        image = Image.open(io.BytesIO(data), formats=formats)
+        # Pillow's JPEG opener returns an MPO image for multi-picture files.
+        image = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError:
         raise StimulusImportError(
             f"image too large (more than {MAX_PIXELS:,} pixels)"
