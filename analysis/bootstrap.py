@@ -428,5 +428,53 @@ def bootstrap_block(
         human_draws = participants.resample_means(rng, slots)
     # size x K x M: metric values in the same slots.
     metric_draws = np.moveaxis(metrics[:, slots], 0, 1)
-    human_stack = np.broadcast_to(human_draws[:, None, :], metric_draws.shape)
-    return {m: CORRELATIONS[m](human_stack, metric_draws) for m in methods}
+    if np.isnan(metrics).any():
+        human_stack = np.broadcast_to(human_draws[:, None, :], metric_draws.shape)
+        return {m: CORRELATIONS[m](human_stack, metric_draws) for m in methods}
+    return _complete_block(human_draws, metric_draws, methods)
+
+
+def _complete_block(
+    human_draws: np.ndarray, metric_draws: np.ndarray, methods: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """The same coefficients when no value is missing, with shared work shared.
+
+    The human side is ranked once per resample instead of once per metric,
+    and Kendall's pair signs come from small-integer ranks, which moves an
+    eighth of the memory that float differences would.
+    """
+    out = {}
+    # size x 1 x M, broadcast against size x K x M below.
+    human = human_draws[:, None, :]
+    if "pearson" in methods:
+        out["pearson"] = pearson_rows(human, metric_draws)
+    if "spearman" in methods or "kendall" in methods:
+        human_ranks = average_ranks(human_draws)
+        metric_ranks = average_ranks(metric_draws)
+    if "spearman" in methods:
+        out["spearman"] = pearson_rows(human_ranks[:, None, :], metric_ranks)
+    if "kendall" in methods:
+        out["kendall"] = _kendall_from_ranks(human_ranks, metric_ranks)
+    return {m: out[m] for m in methods}
+
+
+def _kendall_from_ranks(
+    human_ranks: np.ndarray, metric_ranks: np.ndarray
+) -> np.ndarray:
+    """Kendall's tau-b from average ranks: human (B, M), metrics (B, K, M)."""
+    n = human_ranks.shape[-1]
+    first, second = np.triu_indices(n, k=1)
+    # Average ranks are multiples of 1/2, so twice a rank is an exact integer.
+    kind = np.int16 if 2 * n < np.iinfo(np.int16).max else np.int32
+    human2 = (2 * human_ranks).astype(kind)
+    metric2 = (2 * metric_ranks).astype(kind)
+    # B x P and B x K x P pair signs, P = M (M - 1) / 2.
+    sign_h = np.sign(human2[:, first] - human2[:, second]).astype(np.int8)
+    sign_m = np.sign(metric2[..., first] - metric2[..., second]).astype(np.int8)
+    concordance = (sign_m * sign_h[:, None, :]).sum(axis=-1, dtype=np.int64)
+    untied_h = np.abs(sign_h).sum(axis=-1, dtype=np.int64)[:, None]
+    untied_m = np.abs(sign_m).sum(axis=-1, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = concordance / np.sqrt(untied_h.astype(float) * untied_m)
+    tau = np.where((untied_h > 0) & (untied_m > 0), tau, np.nan)
+    return np.clip(tau, -1.0, 1.0)

@@ -257,3 +257,31 @@ def test_check_methods_names_the_allowed_ones():
         bs.check_methods(["spearman", "tau"])
     with pytest.raises(ValueError, match="none given"):
         bs.check_methods([""])
+
+
+@pytest.mark.parametrize("with_participants", [False, True])
+def test_block_without_missing_values_equals_the_general_functions(with_participants):
+    """The shared-ranks path for complete data gives the row functions' values."""
+    rng = np.random.default_rng(12)
+    human = rng.uniform(size=13)
+    metrics = np.round(rng.normal(size=(5, 13)), 1)  # ties inside resamples
+    people = _participants_for(13, rng) if with_participants else None
+    got = bs.bootstrap_block(
+        bs.dataset_rng(0, "x", 0), 800, human, metrics, bs.METHODS, people
+    )
+    stream = bs.dataset_rng(0, "x", 0)
+    slots = stream.integers(0, 13, size=(800, 13))
+    human_draws = (
+        human[slots] if people is None else people.resample_means(stream, slots)
+    )
+    metric_draws = np.moveaxis(metrics[:, slots], 0, 1)
+    stack = np.broadcast_to(human_draws[:, None, :], metric_draws.shape)
+    for method in bs.METHODS:
+        want = bs.CORRELATIONS[method](stack, metric_draws)
+        np.testing.assert_allclose(got[method], want, atol=1e-12, equal_nan=True)
+
+
+def _participants_for(n_models: int, rng: np.random.Generator) -> bs.Participants:
+    return bs.Participants.from_groups(
+        [rng.uniform(0, 0.5, size=rng.integers(3, 30)) for _ in range(n_models)]
+    )
