@@ -628,6 +628,26 @@ def _kind_folders(
     return out
 
 
+def _check_separate(folders: dict[str, Path]) -> None:
+    """Refuse folders that are equal or nested: an image would serve two roles."""
+    keys = list(folders)
+    for i, key in enumerate(keys):
+        for other in keys[:i]:
+            path, other_path = folders[key], folders[other]
+            if path == other_path:
+                relation = f"is the same folder as images.{other}"
+            elif path.is_relative_to(other_path):
+                relation = f"lies inside images.{other} ({other_path})"
+            elif other_path.is_relative_to(path):
+                relation = f"holds images.{other} ({other_path})"
+            else:
+                continue
+            raise StimulusImportError(
+                f"{_describe(key, path)}: {relation}; the folders must be separate "
+                "so no image serves two roles"
+            )
+
+
 def study_image_sources(
     images_table: dict[str, Any], base_dir: Path
 ) -> list[SourceFolder]:
@@ -678,15 +698,7 @@ def study_image_sources(
             )
         folders[key] = (Path(base_dir) / value).resolve()
 
-    for key, path in folders.items():
-        for other, other_path in folders.items():
-            if key != other and path.is_relative_to(other_path):
-                raise StimulusImportError(
-                    f"{_describe(key, path)}: lies inside images.{other} "
-                    f"({other_path}); the folders must be separate so no image "
-                    "serves two roles"
-                )
-
+    _check_separate(folders)
     real = folders["real"]
     _require_folder("real", real, "expected a folder of real images")
     _require_images("real", real, "expected real images")
