@@ -1,0 +1,202 @@
+"""The ``stimuli`` command: inspect, import and demo, with good and bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from stimuli.cli import main
+from stimuli.store import ContentStore
+
+
+def write(path: Path, image: Image.Image, fmt: str = "PNG") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    path.write_bytes(buffer.getvalue())
+
+
+def noise(seed: int, size=(48, 40)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    root = tmp_path / "images"
+    write(root / "real" / "a.png", noise(1))
+    write(root / "real" / "b.jpg", noise(2), "JPEG")
+    write(root / "biggan" / "c.png", noise(3))
+    write(root / "biggan" / "a-copy.png", noise(1))
+    write(root / "biggan" / "cmyk.jpg", noise(4).convert("CMYK"), "JPEG")
+    (root / "biggan" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return root
+
+
+def test_import_writes_store_and_manifest(runner, images, tmp_path):
+    store = tmp_path / "store"
+    args = ["--out", str(store), "--size", "32", "--quiet"]
+    result = runner.invoke(main, ["import", str(images), *args])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == (
+        "Imported 4 image(s); 1 skipped, 1 duplicate(s), 1 converted, "
+        "0 non-image file(s) ignored."
+    )
+    assert (
+        f"skipped   {images / 'biggan' / 'broken.png'}: truncated or corrupt image"
+        in lines
+    )
+    assert any(
+        line.startswith(f"duplicate {images / 'real' / 'a.png'}") for line in lines
+    )
+    assert lines[-1] == f"Stored in {store}; manifest.csv has 4 row(s)."
+
+    with (store / "manifest.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert sorted(row["original_path"] for row in rows) == [
+        "biggan/a-copy.png", "biggan/c.png", "biggan/cmyk.jpg", "real/b.jpg"
+    ]  # fmt: skip
+    assert {(row["source"], row["is_real"]) for row in rows} == {
+        ("biggan", "0"),
+        ("real", "1"),
+    }
+    assert {(row["width"], row["height"]) for row in rows} == {("32", "32")}
+    assert sorted(ContentStore(store).digests()) == sorted(
+        row["digest"] for row in rows
+    )
+
+    # The same import again adds nothing; another size adds new images.
+    args = ["import", str(images), "--out", str(store), "--quiet"]
+    assert runner.invoke(main, [*args, "--size", "32"]).exit_code == 0
+    assert len(list(ContentStore(store).digests())) == 4
+    assert runner.invoke(main, args).output.splitlines()[-1].endswith("has 8 row(s).")
+    assert len(list(ContentStore(store).digests())) == 8
+
+
+def test_import_with_a_source_and_size_zero(runner, images, tmp_path):
+    store = tmp_path / "store"
+    args = ["--out", str(store), "--source", "sngan", "--size", "0", "--quiet"]
+    result = runner.invoke(main, ["import", str(images / "biggan"), *args])
+    assert result.exit_code == 0, result.output
+    with (store / "manifest.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert {row["source"] for row in rows} == {"sngan"}
+    assert {(row["width"], row["height"]) for row in rows} == {("40", "40")}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--size", "5"], "allowed: 0 (keep the size) or 16 to 4096 pixels"),
+        (["--size", "9000"], "got 9000; allowed"),
+        (["--size", "big"], "'big' is not a valid integer"),
+        (["--crop", "left"], "'left' is not one of 'center', 'none'"),
+        (["--source", "a/b"], "without '/'"),
+        (["--workers", "0"], "got 0; allowed: 1 or more"),
+        (
+            ["--role", "training"],
+            "'training' is not one of 'main', 'practice', 'check'",
+        ),
+    ],
+)
+def test_import_bad_options_are_usage_errors(runner, images, tmp_path, args, message):
+    result = runner.invoke(
+        main, ["import", str(images), "--out", str(tmp_path / "s"), *args]
+    )
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "s").exists()
+
+
+def test_import_usage_errors_about_folders(runner, images, tmp_path):
+    missing = runner.invoke(main, ["import", str(tmp_path / "nope"), "--out", "s"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+    no_out = runner.invoke(main, ["import", str(images)])
+    assert no_out.exit_code == 2 and "Missing option '--out'" in no_out.output
+
+    inside = runner.invoke(
+        main, ["import", str(images), "--out", str(images / "store")]
+    )
+    assert inside.exit_code == 2 and "lies inside FOLDER" in inside.output
+
+    (tmp_path / "file").write_text("x")
+    a_file = runner.invoke(
+        main, ["import", str(images), "--out", str(tmp_path / "file")]
+    )
+    assert a_file.exit_code == 2 and "is a file" in a_file.output
+
+
+def test_import_of_a_folder_without_images_fails(runner, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "README.txt").write_text("nothing here")
+    result = runner.invoke(main, ["import", str(empty), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 1
+    assert f"Error: no image files in {empty}" in result.output
+
+
+def test_import_where_every_file_is_bad_fails(runner, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"")
+    (bad / "b.jpg").write_text("hello")
+    result = runner.invoke(main, ["import", str(bad), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 1
+    assert f"skipped   {bad / 'a.png'}: empty file" in result.output
+    assert f"skipped   {bad / 'b.jpg'}: not an image" in result.output
+    assert f"Error: nothing imported from {bad}" in result.output
+    assert not (tmp_path / "s" / "manifest.csv").exists()
+
+
+def test_inspect(runner, images, tmp_path):
+    result = runner.invoke(main, ["inspect", str(images), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        f"Folder {images}: 5 readable image(s), 1 unreadable"
+    )
+    assert "Formats: JPEG 2, PNG 3" in result.output
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = runner.invoke(main, ["inspect", str(empty)])
+    assert nothing.exit_code == 1 and "no image files in" in nothing.output
+    missing = runner.invoke(main, ["inspect", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_demo_command(runner, tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(main, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"Wrote {out / 'study.toml'} and 229 images.",
+        f"Load it with: flask --app study_server study load {out / 'study.toml'}",
+    ]
+
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("keep me")
+    refused = runner.invoke(main, ["demo", "--out", str(foreign)])
+    assert refused.exit_code == 1 and "was not made by build_demo" in refused.output
+    assert (foreign / "thesis.tex").read_text() == "keep me"
+
+
+def test_help_lists_the_commands(runner):
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("inspect", "import", "demo"):
+        assert f"stimuli {command}" in result.output
