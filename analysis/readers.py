@@ -828,3 +828,81 @@ def _check_unique(table: pd.DataFrame, keys: list[str], what: str) -> None:
             f"({', '.join(keys)}), e.g. {example}; ids must be unique within a "
             "dataset (was a file given twice, or two files given one --dataset?)"
         )
+
+
+def images_from_trials(main: pd.DataFrame) -> pd.DataFrame:
+    """Per-image judgement counts from per-trial data.
+
+    Parameters
+    ----------
+    main : pandas.DataFrame
+        Answered main trials (:func:`main_trials`, after exclusions and
+        :func:`assign_real_trials`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table of :func:`read_images` (``image`` is the ``stimulus`` id),
+        one row per ``(dataset, model, image, is_real)``.
+    """
+    frame = main.assign(
+        is_real=main["is_real"].astype(bool),
+        judged_generated=(main["response"] == "generated").astype(int),
+    )
+    grouped = frame.groupby(
+        ["dataset", "model", "stimulus", "is_real"], sort=True, observed=True
+    )
+    table = grouped.agg(
+        n_judgements=("judged_generated", "size"),
+        n_judged_generated=("judged_generated", "sum"),
+        n_errors=("error", "sum"),
+    ).reset_index()
+    table = table.rename(columns={"stimulus": "image"})
+    table["soft_label"] = table["n_judged_generated"] / table["n_judgements"]
+    table["error_rate"] = table["n_errors"] / table["n_judgements"]
+    return table[list(IMAGE_TABLE_COLUMNS)]
+
+
+def unify_names(
+    frames: Sequence[pd.DataFrame], aliases: Aliases | None = None
+) -> list[pd.DataFrame]:
+    """Give the same dataset and model one spelling across several tables.
+
+    Parameters
+    ----------
+    frames : sequence of pandas.DataFrame
+        Tables with ``dataset`` and (optionally empty) ``model`` columns, in
+        order of preference for the spelling kept.
+    aliases : Aliases, optional
+        Extra spellings from an alias file.
+
+    Returns
+    -------
+    list of pandas.DataFrame
+        Copies with respelled ``dataset`` and ``model`` (see
+        :func:`canonical_names`, which warns about every respelling).
+    """
+    names = pd.concat(
+        [f[["dataset", "model"]].drop_duplicates() for f in frames], ignore_index=True
+    ).drop_duplicates()
+    unified = canonical_names(names, aliases)
+    mapping = {
+        (old_d, old_m): (new_d, new_m)
+        for (old_d, old_m), (new_d, new_m) in zip(
+            names.itertuples(index=False, name=None),
+            unified.itertuples(index=False, name=None),
+            strict=True,
+        )
+    }
+    out = []
+    for frame in frames:
+        pairs = [
+            mapping[(d, m)]
+            for d, m in frame[["dataset", "model"]].itertuples(index=False, name=None)
+        ]
+        frame = frame.copy()
+        if pairs:
+            frame["dataset"] = pd.array([d for d, _ in pairs], dtype="string")
+            frame["model"] = pd.array([m for _, m in pairs], dtype="string")
+        out.append(frame)
+    return out
