@@ -82,10 +82,18 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     """Rank along the last axis with ties given their average rank.
 
     ``NaN`` stays ``NaN`` and the other values are ranked among themselves,
-    exactly as ``scipy.stats.rankdata(values, axis=-1, nan_policy='omit')``,
-    which this calls.
+    exactly as ``scipy.stats.rankdata(values, axis=-1, nan_policy='omit')``.
     """
-    return stats.rankdata(values, method="average", axis=-1, nan_policy="omit")
+    values = np.asarray(values, dtype=float)
+    missing = np.isnan(values)
+    if not missing.any():
+        return stats.rankdata(values, method="average", axis=-1)
+    if np.isinf(values).any():
+        return stats.rankdata(values, method="average", axis=-1, nan_policy="omit")
+    # scipy's 'omit' ranks row by row in Python; ranking the missing values as
+    # +inf instead leaves the ranks of the others as they are, in one call.
+    ranks = stats.rankdata(np.where(missing, np.inf, values), axis=-1)
+    return np.where(missing, np.nan, ranks)
 
 
 def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -284,10 +292,20 @@ def percentile_interval(
         )
     draws = np.asarray(draws, dtype=float)
     alpha = 1 - confidence
-    empty = np.all(np.isnan(draws), axis=0)
-    # An all-missing column would make nanquantile warn; fill it, then blank it.
-    filled = np.where(empty, 0.0, draws)
-    low, high = np.nanquantile(filled, [alpha / 2, 1 - alpha / 2], axis=0)
+    quantiles = [alpha / 2, 1 - alpha / 2]
+    # np.quantile works on all columns at once; nanquantile goes column by
+    # column, so it only gets the columns that need it.
+    low, high = np.quantile(np.nan_to_num(draws), quantiles, axis=0)
+    missing = np.isnan(draws).any(axis=0)
+    empty = np.isnan(draws).all(axis=0)
+    partial = missing & ~empty
+    if np.any(partial):
+        if draws.ndim == 1:
+            low, high = np.nanquantile(draws, quantiles)
+        else:
+            low[partial], high[partial] = np.nanquantile(
+                draws[:, partial], quantiles, axis=0
+            )
     return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
 
 

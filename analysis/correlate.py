@@ -33,7 +33,6 @@ sign and no agreement.
 from __future__ import annotations
 
 import html
-import itertools
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1262,47 +1261,51 @@ def _comparison_rows(
             for lab in labels
         ]
     )
-    rows = []
+    first, second = np.triu_indices(len(labels), k=1)
+    # Pairs where either metric lacks a direction compare |coefficient|.
+    signed = (context.compare == "signed") & ~np.isnan(signs[first] + signs[second])
+    frames = []
     for method in context.methods:
         coefs = points[method].coefficient
         boot = draws[method]
-        block = []
-        for a, b in itertools.combinations(range(len(labels)), 2):
-            signed = context.compare == "signed" and not np.isnan(signs[[a, b]]).any()
-            # Both sides come from the same resamples, so the difference is
-            # paired: shared model and participant noise cancels.
-            if signed:
-                value = coefs[[a, b]] * signs[[a, b]]
-                diff = boot[:, a] * signs[a] - boot[:, b] * signs[b]
-            else:
-                value = np.abs(coefs[[a, b]])
-                diff = np.abs(boot[:, a]) - np.abs(boot[:, b])
-            low, high = percentile_interval(diff, context.confidence)
-            block.append(
+        # n_boot x P: the criterion of each metric of each pair, per resample.
+        # Both come from the same resamples, so the difference is paired:
+        # model and participant noise shared by the two metrics cancels.
+        value_a = np.where(signed, coefs[first] * signs[first], np.abs(coefs[first]))
+        value_b = np.where(signed, coefs[second] * signs[second], np.abs(coefs[second]))
+        boot_a = np.where(signed, boot[:, first] * signs[first], np.abs(boot[:, first]))
+        boot_b = np.where(
+            signed, boot[:, second] * signs[second], np.abs(boot[:, second])
+        )
+        diff = boot_a - boot_b
+        low, high = percentile_interval(diff, context.confidence)
+        p_val = bootstrap_p_value(diff)
+        frames.append(
+            pd.DataFrame(
                 {
                     "dataset": dataset,
                     "score": context.score,
                     "method": method,
-                    "metric_a": labels[a],
-                    "metric_b": labels[b],
-                    "criterion": "agreement" if signed else "abs_coefficient",
-                    "value_a": value[0],
-                    "value_b": value[1],
-                    "difference": value[0] - value[1],
-                    "ci_low": float(low),
-                    "ci_high": float(high),
-                    "p_val": float(bootstrap_p_value(diff)),
+                    "metric_a": [labels[i] for i in first],
+                    "metric_b": [labels[i] for i in second],
+                    "criterion": np.where(signed, "agreement", "abs_coefficient"),
+                    "value_a": value_a,
+                    "value_b": value_b,
+                    "difference": value_a - value_b,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "p_val": p_val,
+                    # One family per dataset, score and method: all pairs.
+                    "p_val_bh": bh_adjust(p_val),
                     "n_models": n_models,
-                    "n_boot": int((~np.isnan(diff)).sum()),
+                    "n_boot": (~np.isnan(diff)).sum(axis=0),
                     "resampling": context.resampling,
                     "ci_level": context.confidence,
-                }
+                },
+                columns=list(COMPARISON_COLUMNS),
             )
-        adjusted = bh_adjust(np.array([r["p_val"] for r in block], dtype=float))
-        for row, p_adj in zip(block, adjusted, strict=True):
-            row["p_val_bh"] = p_adj
-        rows += block
-    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 def _points(
