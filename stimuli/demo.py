@@ -39,6 +39,7 @@ writes the same bytes.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import shutil
@@ -135,8 +136,15 @@ def photo_crops(size: int = CROP_SIZE) -> list[Crop]:
     -------
     list of Crop
         In photograph order, then row-major; mostly black and flat crops are
-        left out.
+        left out. The pixel arrays are read-only (they are cached).
     """
+    return list(_cached_crops(size))
+
+
+@functools.cache
+def _cached_crops(size: int) -> tuple[Crop, ...]:
+    # Decoding the photographs is the slowest step of a build; keep the crops
+    # for the next build in the same process (tests, a server's demo command).
     crops = []
     for photo in PHOTOS:
         pixels = _load_photo(photo)
@@ -147,8 +155,10 @@ def photo_crops(size: int = CROP_SIZE) -> list[Crop]:
                     row * size : (row + 1) * size, col * size : (col + 1) * size
                 ]
                 if usable(cut):
-                    crops.append(Crop(photo, row, col, np.ascontiguousarray(cut)))
-    return crops
+                    cut = np.array(cut)
+                    cut.flags.writeable = False
+                    crops.append(Crop(photo, row, col, cut))
+    return tuple(crops)
 
 
 def degrade(
@@ -173,10 +183,10 @@ def degrade(
     """
     theta = rng.uniform(0.0, 2.0 * math.pi)
     gains = 1.0 + model.colour_cast * np.cos(theta - 2.0 * math.pi * np.arange(3) / 3)
-    image = pixels.astype(np.float64) * gains
+    image = pixels.astype(np.float32) * gains.astype(np.float32)
     # Blur within each channel only (sigma 0 across channels).
     image = gaussian_filter(image, sigma=(model.blur_sigma, model.blur_sigma, 0.0))
-    image = image + rng.normal(0.0, model.noise_sigma, size=image.shape)
+    image += rng.normal(0.0, model.noise_sigma, size=image.shape).astype(np.float32)
     image_u8 = np.clip(np.rint(image), 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(image_u8, "RGB").save(buffer, "JPEG", quality=model.jpeg_quality)
@@ -300,9 +310,9 @@ def build_demo(out_dir: Path, *, seed: int = 0) -> Path:
         When ``out_dir`` holds files that an earlier demo build did not make.
     """
     out_dir = Path(out_dir)
+    _prepare(out_dir)
     rng = np.random.default_rng(seed)
     roles = assign_roles(photo_crops(), rng)
-    _prepare(out_dir)
     images = out_dir / "images"
 
     for crop in roles["real"]:
