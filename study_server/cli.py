@@ -132,5 +132,8 @@ def demo_command(host: str, port: int) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from . import researcher_cli
+
     app.cli.add_command(study_cli)
     app.cli.add_command(demo_command)
+    researcher_cli.init_app(app)

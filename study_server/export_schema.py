@@ -72,6 +72,11 @@ SESSION_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("started_at", "string", "UTC, ISO-8601"),
     ("last_seen_at", "string", "UTC, ISO-8601"),
     ("completed_at", "string", "UTC, ISO-8601; empty unless completed"),
+    (
+        "answers",
+        "string",
+        "free-text answers from the consent and debrief pages, as a JSON object",
+    ),
 )
 
 EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -1,15 +1,38 @@
-"""Researcher accounts: creation and password checks."""
+"""Researcher accounts: creation, password checks and lock-out.
+
+:func:`authenticate` answers every failed login the same way and in about the
+same time (one password hash is always computed), whether the username is
+unknown, the password wrong or the account locked, so a stranger learns
+nothing about which accounts exist. After ``max_failures`` failed logins in a
+row an account is locked for ``lockout_s`` seconds; while it is locked even the
+right password is refused, and the lock is not extended by further attempts
+(so nobody can keep a researcher out for ever).
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
+import secrets
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..db import db
-from ..errors import Conflict, OutOfRange
+from ..db import db, utcnow
+from ..errors import Conflict, NotFound, OutOfRange, Unauthorized
 from ..models import Researcher
+
+audit = logging.getLogger("study_server.audit")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Checked when there is no real hash to check, so that a failed login costs
+    # the same time whatever its reason.
+    return generate_password_hash(secrets.token_urlsafe(16))
+
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
 MIN_PASSWORD_LENGTH = 10
@@ -31,12 +54,7 @@ def create_researcher(username: str, password: str) -> Researcher:
             "'.', '_' or '-'",
             field="username",
         )
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise OutOfRange(
-            f"the password has {len(password)} characters; at least "
-            f"{MIN_PASSWORD_LENGTH} are required",
-            field="password",
-        )
+    check_password_rules(password)
     taken = db.session.scalar(select(Researcher).where(Researcher.username == username))
     if taken is not None:
         raise Conflict(
@@ -47,8 +65,130 @@ def create_researcher(username: str, password: str) -> Researcher:
     )
     db.session.add(researcher)
     db.session.commit()
+    audit.info("researcher %r created", username)
     return researcher
+
+
+def check_password_rules(password: str) -> None:
+    """Raise :class:`OutOfRange` when ``password`` is too short."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise OutOfRange(
+            f"the password has {len(password)} characters; at least "
+            f"{MIN_PASSWORD_LENGTH} are required",
+            field="password",
+        )
 
 
 def password_matches(researcher: Researcher, password: str) -> bool:
     return check_password_hash(researcher.password_hash, password)
+
+
+def login_failed_message(max_failures: int, lockout_s: float) -> str:
+    """The one message every failed login gets."""
+    minutes = max(1, round(lockout_s / 60))
+    return (
+        "Wrong username or password. After "
+        f"{max_failures} failed attempts in a row an account is locked for "
+        f"{minutes} minute(s)."
+    )
+
+
+def authenticate(
+    username: str,
+    password: str,
+    *,
+    max_failures: int,
+    lockout_s: float,
+    now: datetime | None = None,
+    remote: str = "",
+) -> Researcher:
+    """Check a login and return the researcher; count and log every failure.
+
+    Raises
+    ------
+    Unauthorized
+        Unknown username, wrong password, or the account is locked. The message
+        is the same in all three cases; the audit log says which it was.
+    """
+    now = now or utcnow()
+    researcher = db.session.scalar(
+        select(Researcher).where(Researcher.username == username).with_for_update()
+    )
+    locked = (
+        researcher is not None
+        and researcher.locked_until is not None
+        and researcher.locked_until > now
+    )
+    checked_hash = _dummy_hash() if researcher is None else researcher.password_hash
+    matches = check_password_hash(checked_hash, password)
+    failure = _failure_reason(researcher, locked, matches)
+    if researcher is not None and failure is None:
+        researcher.failed_logins = 0
+        researcher.locked_until = None
+        researcher.last_login_at = now
+        db.session.commit()
+        audit.info("login %r from %s", username, remote or "-")
+        return researcher
+
+    if failure == "wrong_password" and researcher is not None:
+        _count_failure(researcher, now, max_failures, lockout_s)
+    db.session.commit()
+    audit.warning("failed login %r from %s: %s", username, remote or "-", failure)
+    raise Unauthorized(login_failed_message(max_failures, lockout_s))
+
+
+def _failure_reason(
+    researcher: Researcher | None, locked: bool, matches: bool
+) -> str | None:
+    if researcher is None:
+        return "unknown_user"
+    if locked:
+        return "locked"
+    return None if matches else "wrong_password"
+
+
+def _count_failure(
+    researcher: Researcher, now: datetime, max_failures: int, lockout_s: float
+) -> None:
+    researcher.failed_logins = (researcher.failed_logins or 0) + 1
+    if researcher.failed_logins >= max_failures:
+        researcher.locked_until = now + timedelta(seconds=lockout_s)
+        researcher.failed_logins = 0
+        audit.warning(
+            "researcher %r locked until %s after %d failed logins",
+            researcher.username,
+            researcher.locked_until.isoformat(),
+            max_failures,
+        )
+
+
+def get_researcher(username: str) -> Researcher:
+    """Return the researcher ``username``; :class:`NotFound` when there is none."""
+    researcher = db.session.scalar(
+        select(Researcher).where(Researcher.username == username)
+    )
+    if researcher is None:
+        raise NotFound(f"no researcher named {username!r}", field="username")
+    return researcher
+
+
+def set_password(username: str, password: str) -> Researcher:
+    """Replace a researcher's password; this also ends their open logins."""
+    check_password_rules(password)
+    researcher = get_researcher(username)
+    researcher.password_hash = generate_password_hash(password)
+    researcher.failed_logins = 0
+    researcher.locked_until = None
+    db.session.commit()
+    audit.info("password of researcher %r changed", username)
+    return researcher
+
+
+def unlock(username: str) -> Researcher:
+    """Lift a lock-out and reset the failed-login count."""
+    researcher = get_researcher(username)
+    researcher.failed_logins = 0
+    researcher.locked_until = None
+    db.session.commit()
+    audit.info("researcher %r unlocked", username)
+    return researcher
