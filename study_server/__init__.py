@@ -42,8 +42,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logging.getLogger("study_server.events").setLevel(logging.INFO)
 
     from . import cli, db, errors
+    from .views import researcher
 
     db.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
+    researcher.init_app(app)
     return app
