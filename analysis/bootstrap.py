@@ -484,8 +484,8 @@ def _kendall_from_ranks(
     first, second = np.triu_indices(n, k=1)
     # Average ranks are multiples of 1/2, so twice a rank is an exact integer.
     kind = np.int16 if 2 * n < np.iinfo(np.int16).max else np.int32
-    human2 = (2 * human_ranks).astype(kind)
-    metric2 = (2 * metric_ranks).astype(kind)
+    human2: np.ndarray = (2 * human_ranks).astype(kind)
+    metric2: np.ndarray = (2 * metric_ranks).astype(kind)
     # B x P and B x K x P pair signs, P = M (M - 1) / 2.
     sign_h = np.sign(human2[:, first] - human2[:, second]).astype(np.int8)
     sign_m = np.sign(metric2[..., first] - metric2[..., second]).astype(np.int8)

@@ -286,13 +286,13 @@ class HumanData:
 
     def score_columns(self) -> list[str]:
         """Numeric columns that can serve as the human score."""
-        skip = {"n_participants", "n_trials", "n_correct", "n_fake_trials"}
-        skip |= {"n_real_trials", "ci_low", "ci_high"}
         numeric = self.table.select_dtypes("number").columns
+        # Counts, uncertainties and settings describe a score; they are not one.
         return [
             c
             for c in numeric
-            if c not in skip
+            if not c.startswith("n_")
+            and c not in ("ci_low", "ci_high", "ci_level")
             and not c.endswith(("_sem", "_ci_low", "_ci_high", "_sd", "_se"))
         ]
 
@@ -390,24 +390,22 @@ def read_human(
     """
     from analysis.readers import read_participants
 
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    if not files:
         raise ValueError("no human data files given")
-    kinds = {p: _human_kind(_header(p)) for p in paths}
+    kinds = {p: _human_kind(_header(p)) for p in files}
     if len(set(kinds.values())) > 1:
         listing = "; ".join(f"{p}: {k}" for p, k in kinds.items())
         raise ValueError(
             "the human files mix per-model scores and per-participant data "
             f"({listing}); give one kind"
         )
-    sources = [str(p) for p in paths]
+    sources = [str(p) for p in files]
     if next(iter(kinds.values())) == "participants":
-        table = read_participants(paths, dataset=dataset, aliases=aliases)
+        table = read_participants(files, dataset=dataset, aliases=aliases)
         _warn_shared_participants(table)
         return HumanData("participants", table, sources)
-    frames = [_read_scores_file(p, dataset) for p in paths]
+    frames = [_read_scores_file(p, dataset) for p in files]
     table = pd.concat(frames, ignore_index=True)
     repeated = table.duplicated(["dataset", "model"], keep=False)
     if repeated.any():
