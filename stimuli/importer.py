@@ -31,9 +31,12 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
+import sys
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -292,13 +295,19 @@ def _worker_count(workers: int | None, n_files: int) -> int:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers: got {workers!r}; allowed: a positive integer")
         return workers
-    if n_files < POOL_MIN_FILES:
+    if n_files < POOL_MIN_FILES or not _main_is_importable():
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
     return max(1, min(cpus, _MAX_WORKERS))
+
+
+def _main_is_importable() -> bool:
+    """Whether worker processes can re-import the main program (not from stdin)."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
 
 
 def _pool_context() -> Any:
@@ -341,20 +350,29 @@ def parallel_map(
         ``func(item)`` for each item, in order.
     """
     n_workers = _worker_count(workers, len(items))
+    done = 0
     with tqdm(total=len(items), desc=desc, unit="image", disable=not progress) as bar:
-        if n_workers == 1:
-            for item in items:
-                yield func(item)
-                bar.update()
-            return
-        chunksize = max(1, min(16, len(items) // (n_workers * 8)))
-        pool = ProcessPoolExecutor(n_workers, mp_context=_pool_context())
-        try:
-            for result in pool.map(func, items, chunksize=chunksize):
-                yield result
-                bar.update()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if n_workers > 1:
+            chunksize = max(1, min(16, len(items) // (n_workers * 8)))
+            pool = ProcessPoolExecutor(n_workers, mp_context=_pool_context())
+            try:
+                for result in pool.map(func, items, chunksize=chunksize):
+                    yield result
+                    done += 1
+                    bar.update()
+            except BrokenProcessPool as exc:
+                # A worker died (killed for memory, or it could not start, as
+                # when the main program came from stdin): finish in-process.
+                warnings.warn(
+                    f"worker processes failed ({exc}); going on in this process",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        for item in items[done:]:
+            yield func(item)
+            bar.update()
 
 
 def normalize_files(

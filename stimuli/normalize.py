@@ -52,8 +52,8 @@ ALLOWED_TEXT = "PNG, JPEG, WebP"
 #: gamma-encoded values, as a browser composites on a grey page).
 BACKGROUND: tuple[int, int, int] = (128, 128, 128)
 #: zlib level of every output PNG; fixed so equal pixels give equal bytes.
-#: Level 1 encodes photographs about twice as fast as level 6 for files about
-#: 5% larger (benchmarks/stimuli/bench_normalize.py).
+#: Level 1 encodes photographs in about a quarter of level 6's time, for files
+#: 4-12% larger (benchmarks/stimuli/bench_normalize.py).
 PNG_COMPRESS_LEVEL = 1
 #: The shorter side of an accepted image, in pixels.
 MIN_SIDE = 16

@@ -137,6 +137,32 @@ def test_worker_processes_give_the_same_report(mixed_folder):
     assert {(i.width, i.height) for i in pooled.imported} == {(32, 32)}
 
 
+def test_a_broken_pool_finishes_in_process(monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from stimuli import importer
+
+    class DyingPool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def map(self, func, items, chunksize=1):
+            yield func(items[0])
+            yield func(items[1])
+            raise BrokenProcessPool("a worker was killed")
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            pass
+
+    monkeypatch.setattr(importer, "ProcessPoolExecutor", DyingPool)
+    items = [str(i) for i in range(6)]
+    with pytest.warns(RuntimeWarning, match="a worker was killed"):
+        results = list(
+            importer.parallel_map(str.upper, items, workers=2, progress=False)
+        )
+    assert results == items
+
+
 def test_a_given_source_applies_to_every_image(mixed_folder):
     report = import_folder(mixed_folder / "real", source="REAL", progress=False)
     assert {(i.source, i.is_real) for i in report.imported} == {("real", True)}
