@@ -59,7 +59,7 @@ def settings(slug: str, **sections: Any) -> dict[str, Any]:
     return StudySettings.model_validate(data).model_dump(mode="json")
 
 
-def make_study(
+def make_study_row(
     app: Flask,
     slug: str = "pilot",
     *,

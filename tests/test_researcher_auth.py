@@ -14,7 +14,7 @@ from researcher_helpers import (
     login,
     make_researcher,
     make_session,
-    make_study,
+    make_study_row,
 )
 from sqlalchemy import select
 
@@ -29,7 +29,7 @@ LOGIN = "/researcher/login"
 @pytest.fixture
 def world(app):
     """A study with one active session and a researcher named alice."""
-    study = make_study(app)
+    study = make_study_row(app)
     session = make_session(app, study)
     make_researcher(app)
     return {"slug": study.slug, "public_id": session.public_id, "table": "trials"}
