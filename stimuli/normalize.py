@@ -11,8 +11,10 @@ The pipeline, in order:
 1. Identify the format from the file's first bytes: PNG, JPEG (MPO too) and
    WebP are accepted; anything else is refused with a reason (see
    :data:`PROBLEM_REASONS`).
-2. Decode fully (truncated or corrupt data is refused, never padded), take the
-   first frame of an animation, and apply the EXIF orientation.
+2. Decode fully (truncated or corrupt data is refused, never padded; this
+   relies on Pillow's default ``ImageFile.LOAD_TRUNCATED_IMAGES = False``,
+   which this package never changes), take the first frame of an animation,
+   and apply the EXIF orientation.
 3. Convert to 8-bit RGB. 16-bit greyscale is scaled (``round(v / 257)``);
    palette, 1-bit and greyscale images are expanded; CMYK, and any image with
    an embedded ICC profile other than sRGB, is converted to sRGB with
@@ -55,13 +57,15 @@ BACKGROUND: tuple[int, int, int] = (128, 128, 128)
 #: Level 1 encodes photographs in about a quarter of level 6's time, for files
 #: 4-12% larger (benchmarks/stimuli/bench_normalize.py).
 PNG_COMPRESS_LEVEL = 1
-#: The shorter side of an accepted image, in pixels.
+#: The shortest side accepted, in pixels.
 MIN_SIDE = 16
 #: The largest accepted image, in pixels (below Pillow's decompression-bomb
 #: warning threshold of about 89 million).
 MAX_PIXELS = 80_000_000
 
 #: The reasons a file is refused, as templates; see :class:`StimulusImportError`.
+#: The last two come from the importer: a file that cannot be read, and a
+#: decoder failure of a kind not foreseen here (reported, never fatal).
 PROBLEM_REASONS: tuple[str, ...] = (
     "empty file",
     "not an image",
@@ -70,6 +74,9 @@ PROBLEM_REASONS: tuple[str, ...] = (
     "unsupported colour mode <X>",
     "image too small (<w>x<h>, minimum 16x16)",
     "image too large (<w>x<h>, maximum 80,000,000 pixels)",
+    "image too large (more than 80,000,000 pixels)",
+    "cannot read the file (<error>)",
+    "unexpected decoder error (<error>)",
 )
 
 # File signatures: the accepted formats, then formats that are named in the
