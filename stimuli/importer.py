@@ -74,6 +74,8 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 #: The study file's ``[images]`` keys.
 IMAGE_KEYS: tuple[str, ...] = ("real", "generated", "practice", "checks")
+#: A conversion shared by more images is one summary line in the report.
+CONVERTED_LISTED = 5
 #: Below this many files, a process pool costs more than it saves.
 POOL_MIN_FILES = 48
 _MAX_WORKERS = 8
@@ -211,8 +213,20 @@ class ImportReport:
                 else ""
             )
             out.append(f"duplicate {dup.path}: same image as {dup.first_path}{clash}")
+        # Many images often share one conversion (a whole folder upscaled):
+        # list files only for the rarer ones.
+        groups: dict[tuple[str, ...], list[ImportedImage]] = {}
         for image in self.converted:
-            out.append(f"converted {image.original_path}: {'; '.join(image.notes)}")
+            groups.setdefault(image.notes, []).append(image)
+        for notes, images in groups.items():
+            text = "; ".join(notes)
+            if len(images) > CONVERTED_LISTED:
+                out.append(
+                    f"converted {len(images)} images ({images[0].original_path}, "
+                    f"...): {text}"
+                )
+                continue
+            out += [f"converted {image.original_path}: {text}" for image in images]
         return out
 
 

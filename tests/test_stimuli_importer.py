@@ -137,6 +137,24 @@ def test_worker_processes_give_the_same_report(mixed_folder):
     assert {(i.width, i.height) for i in pooled.imported} == {(32, 32)}
 
 
+def test_report_lines_summarise_a_conversion_shared_by_many(tmp_path):
+    for i in range(7):
+        write(tmp_path / "grey" / f"{i}.png", Image.fromarray(pixels(i)).convert("L"))
+    write(
+        tmp_path / "grey" / "cmyk.jpg",
+        Image.fromarray(pixels(9)).convert("CMYK"),
+        "JPEG",
+    )
+    grey = tmp_path / "grey"
+    lines = import_folder(grey, progress=False).lines()
+    converted = [line for line in lines if line.startswith("converted")]
+    assert converted == [
+        f"converted 7 images ({grey / '0.png'}, ...): converted from L to RGB",
+        f"converted {grey / 'cmyk.jpg'}: converted from CMYK to RGB; "
+        "no usable ICC profile: naive CMYK conversion",
+    ]
+
+
 def test_a_broken_pool_finishes_in_process(monkeypatch):
     from concurrent.futures.process import BrokenProcessPool
 
