@@ -291,6 +291,8 @@ def percentile_interval(
             f"confidence must lie strictly between 0 and 1, not {confidence}"
         )
     draws = np.asarray(draws, dtype=float)
+    if draws.shape[0] == 0:
+        return np.full(draws.shape[1:], np.nan), np.full(draws.shape[1:], np.nan)
     alpha = 1 - confidence
     quantiles = [alpha / 2, 1 - alpha / 2]
     # np.quantile works on all columns at once; nanquantile goes column by

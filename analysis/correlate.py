@@ -810,9 +810,10 @@ def correlate(
     Raises
     ------
     ValueError
-        For an unknown score, method, direction or compare value, or when no
-        dataset could be analysed at all is *not* raised: such datasets are
-        reported in ``errors`` and as rows with ``error`` filled in.
+        For an unknown score, method, compare value, a negative ``n_boot`` or
+        a confidence outside (0, 1). A dataset (or metric) with fewer than 3
+        matched models raises nothing: it is named in ``errors`` and gets a
+        row with ``error`` filled in, and the other datasets go on.
 
     Notes
     -----
@@ -1375,8 +1376,20 @@ def scatter_grid(result: CorrelationResult, method: str | None = None):
         horizontal_spacing=0.06,
         vertical_spacing=min(0.08, 0.5 / max(1, len(labels))),
     )
+    # One colour per dataset, the same in every row.
+    palette = [
+        "#1f77b4",
+        "#d62728",
+        "#2ca02c",
+        "#9467bd",
+        "#ff7f0e",
+        "#17becf",
+        "#8c564b",
+        "#e377c2",
+    ]
     for r, label in enumerate(labels, start=1):
         for c, ds in enumerate(datasets, start=1):
+            colour = palette[(c - 1) % len(palette)]
             panel = points[(points["dataset"] == ds) & (points["label"] == label)]
             panel = panel.dropna(subset=["metric_value"])
             if panel.empty:
@@ -1387,12 +1400,18 @@ def scatter_grid(result: CorrelationResult, method: str | None = None):
                     x=panel["metric_value"],
                     y=panel["human_value"],
                     mode="markers",
+                    marker={"color": colour, "size": 7},
                     name=f"{ds} · {label}",
                     text=panel["model"],
                     customdata=panel[["metrics_model"]],
                     error_y=None
                     if sem.isna().all()
-                    else {"type": "data", "array": sem.fillna(0), "thickness": 1},
+                    else {
+                        "type": "data",
+                        "array": sem.fillna(0),
+                        "thickness": 1,
+                        "color": colour,
+                    },
                     hovertemplate=(
                         "<b>%{text}</b> (%{customdata[0]})<br>"
                         f"{html.escape(label)}: %{{x}}<br>"
@@ -1409,24 +1428,25 @@ def scatter_grid(result: CorrelationResult, method: str | None = None):
     fig.update_layout(
         height=max(420, 300 * len(labels)),
         width=max(700, 360 * len(datasets)),
-        title=f"Human {result.score} against each metric",
+        title=f"Human {result.score} (mean ± SEM) against each metric",
     )
+    # Subplot titles are annotations; keep them small enough to fit a panel.
+    fig.update_annotations(font_size=12)
     return fig
 
 
 def _panel_title(
     corr: pd.DataFrame, dataset: str, label: str, method: str | None
 ) -> str:
-    if corr.empty or method is None:
-        return f"{dataset} · {label}"
-    rows = corr[(corr["dataset"] == dataset) & (corr["method"] == method)]
-    labels = rows["metric"].where(
-        rows["encoder"] == UNKNOWN, rows["encoder"] + "/" + rows["metric"]
-    )
-    hit = rows[(labels == label) | (labels + " [" + rows["weights"] + "]" == label)]
+    """``dataset: method r`` (the metric is on the panel's x axis)."""
+    hit = corr[
+        (corr["dataset"] == dataset)
+        & (corr["label"] == label)
+        & (corr["method"] == method)
+    ]
     if hit.empty or pd.isna(hit["coefficient"].iloc[0]):
-        return f"{dataset} · {label}"
-    return f"{dataset} · {label}: {method} {hit['coefficient'].iloc[0]:+.2f}"
+        return dataset
+    return f"{dataset}: {method} {hit['coefficient'].iloc[0]:+.2f}"
 
 
 def write_report(result: CorrelationResult, path: str | Path) -> Path:

@@ -275,6 +275,39 @@ def test_human_kinds_are_told_apart(study, tmp_path):
         corr.read_human([study / "cifar10.csv", tmp_path / "hs.csv"])
 
 
+def test_per_trial_exports_are_human_data_too(tmp_path):
+    """This project's per-trial export: summarised per participant, then per model."""
+    rng = np.random.default_rng(6)
+    rows = []
+    for m, model in enumerate(MODELS[:4]):
+        for p in range(3):
+            for t in range(20):
+                is_real = t % 2 == 0
+                wrong = rng.random() < 0.1 + 0.1 * m
+                answer = ("generated" if is_real else "real") if wrong else None
+                answer = answer or ("real" if is_real else "generated")
+                rows.append(
+                    {
+                        "participant": f"{model}-p{p}",
+                        "model": model,
+                        "stimulus": f"s{t}",
+                        "is_real": is_real,
+                        "kind": "main",
+                        "response": answer,
+                    }
+                )
+    trials = pd.DataFrame(rows)
+    trials.to_csv(tmp_path / "trials.csv", index=False)
+    human = corr.read_human(tmp_path / "trials.csv", dataset="cifar10")
+    assert human.kind == "participants"
+    trials["error"] = (trials["response"] == "real") != trials["is_real"]
+    per_person = trials.groupby(["model", "participant"])["error"].mean()
+    want = per_person.groupby("model").mean()
+    got = human.model_scores("error_rate").set_index("model")["value"]
+    np.testing.assert_allclose(got[want.index], want)
+    assert set(human.model_scores("error_rate")["dataset"]) == {"cifar10"}
+
+
 def test_human_score_errors(study, tmp_path):
     path = write_scores(tmp_path / "hs.csv", "cifar10", RATES)
     human = corr.read_human(path)
@@ -646,6 +679,15 @@ def test_a_dataset_does_not_change_with_the_others(study):
     alone = corr.correlate(human, table, n_boot=999, seed=2, progress=False)
     cifar = both[both["dataset"] == "cifar10"].reset_index(drop=True)
     pd.testing.assert_frame_equal(cifar, alone.correlations)
+
+
+def test_no_bootstrap_gives_estimates_without_intervals(study):
+    result = run(study, n_boot=0, methods=["kendall"])
+    rows = result.correlations
+    assert rows["coefficient"].notna().all() and rows["p_val"].notna().all()
+    assert rows[["ci_low", "ci_high", "p_val_boot"]].isna().all().all()
+    assert (rows["n_boot"] == 0).all()
+    assert result.comparisons.empty
 
 
 def test_bad_arguments(study):

@@ -285,3 +285,10 @@ def _participants_for(n_models: int, rng: np.random.Generator) -> bs.Participant
     return bs.Participants.from_groups(
         [rng.uniform(0, 0.5, size=rng.integers(3, 30)) for _ in range(n_models)]
     )
+
+
+def test_no_resamples_give_missing_intervals():
+    low, high = bs.percentile_interval(np.empty((0, 3)))
+    assert low.shape == high.shape == (3,)
+    assert np.isnan(low).all() and np.isnan(high).all()
+    assert np.isnan(bs.bootstrap_p_value(np.empty((0, 3)))).all()
