@@ -101,7 +101,9 @@ def dprime(
         hit_rate = hits / n_signal
         fa_rate = false_alarms / n_noise
     z_hit, z_fa = norm.ppf(hit_rate), norm.ppf(fa_rate)
-    return z_hit - z_fa, -(z_hit + z_fa) / 2
+    # Without correction, rates of 0 and 1 give infinite z and a NaN criterion.
+    with np.errstate(invalid="ignore"):
+        return z_hit - z_fa, -(z_hit + z_fa) / 2
 
 
 def participant_sdt(
