@@ -58,7 +58,7 @@ from analysis.names import Aliases, match_names, normalize_name
 DIRECTIONS = ("higher", "lower", "none")
 
 # Direction of each known metric, keyed by normalize_name(metric): "higher"
-# or "lower" is better by the metric's own definition (sources in brackets).
+# or "lower" is better by the metric's own definition (sources in comments).
 METRIC_DIRECTIONS: dict[str, str] = {
     # Distances between real and generated feature distributions: 0 is best.
     "fd": "lower",  # Heusel et al. 2017 (FID)
@@ -316,31 +316,31 @@ class HumanData:
             ``n_participants``.
         """
         self.check_score(score)
-        if self.kind == "scores":
-            out = self.table[["dataset", "model"]].copy()
-            out["value"] = self.table[score].astype(float)
-            sem = f"{score}_sem"
-            out["sem"] = self.table[sem].astype(float) if sem in self.table else np.nan
-            n = self.table.get("n_participants")
-            out["n_participants"] = np.nan if n is None else n.astype(float)
-            return out.reset_index(drop=True)
-        rows = self.participant_rows(score)
-        grouped = rows.groupby(["dataset", "model"], sort=False, observed=True)[score]
-        out = grouped.agg(value="mean", sem="sem", n_participants="size")
-        return out.reset_index()
+        if self.kind == "participants":
+            rows = self.participant_rows(score)
+            grouped = rows.groupby(["dataset", "model"], sort=False, observed=True)
+            out = grouped[score].agg(value="mean", sem="sem", n_participants="size")
+            return out.reset_index()
+        table = self.table[self.table[score].notna()]
+        out = table[["dataset", "model"]].copy()
+        out["value"] = table[score].astype(float)
+        sem = f"{score}_sem"
+        out["sem"] = table[sem].astype(float) if sem in table else np.nan
+        n = table.get("n_participants")
+        out["n_participants"] = np.nan if n is None else n.astype(float)
+        return out.reset_index(drop=True)
+
+    def missing_scores(self, score: str) -> pd.DataFrame:
+        """Rows (per model or per participant) whose ``score`` is missing."""
+        self.check_score(score)
+        return self.table[self.table[score].isna()]
 
     def participant_rows(self, score: str) -> pd.DataFrame:
-        """Per-participant rows with a non-missing ``score``; drops are warned."""
+        """Per-participant rows (``dataset``, ``participant``, ``model`` and the
+        score) whose ``score`` is present."""
         self.check_score(score)
         rows = self.table[["dataset", "participant", "model", score]]
-        missing = rows[score].isna()
-        if missing.any():
-            warnings.warn(
-                f"{int(missing.sum())} participant rows have no {score} and are "
-                "left out",
-                stacklevel=2,
-            )
-        return rows[~missing]
+        return rows[rows[score].notna()]
 
 
 def _header(path: Path) -> list[str]:
@@ -854,12 +854,15 @@ def correlate(
         )
     human_dir = score_direction(score, score_dir)
     human.check_score(score)
+    _warn_missing(human, score)
 
     scores = human.model_scores(score)
     match = match_tables(scores, metrics, aliases)
     metrics = metrics.assign(label=metric_labels(metrics))
+    people = human.participant_rows(score) if human.kind == "participants" else None
     context = _Context(
         human=human,
+        people=people,
         score=score,
         score_dir=human_dir,
         methods=methods,
@@ -909,6 +912,18 @@ def correlate(
     return result
 
 
+def _warn_missing(human: HumanData, score: str) -> None:
+    lost = human.missing_scores(score)
+    if lost.empty:
+        return
+    what = "participant rows" if human.kind == "participants" else "models"
+    names = ", ".join(f"{d} / {m}" for d, m in lost[["dataset", "model"]].values[:5])
+    warnings.warn(
+        f"{len(lost)} {what} have no {score} and are left out (e.g. {names})",
+        stacklevel=3,
+    )
+
+
 def _note_unmatched(result: CorrelationResult) -> None:
     for row in result.unmatched.itertuples(index=False):
         side = "HUMAN" if row.side == "human" else "METRICS"
@@ -940,6 +955,7 @@ def _note_directions(
 @dataclass
 class _Context:
     human: HumanData
+    people: pd.DataFrame | None
     score: str
     score_dir: str
     methods: tuple[str, ...]
@@ -1014,12 +1030,10 @@ def _correlate_dataset(
     info = in_ds.drop_duplicates("label").set_index("label")
 
     participants = None
-    if context.human.kind == "participants":
-        rows = context.human.participant_rows(context.score)
-        rows = rows[rows["dataset"] == dataset]
-        groups = [
-            rows.loc[rows["model"] == m, context.score].to_numpy() for m in models
-        ]
+    if context.people is not None:
+        rows = context.people[context.people["dataset"] == dataset]
+        by_model = dict(tuple(rows.groupby("model", sort=False, observed=True)))
+        groups = [by_model[m][context.score].to_numpy() for m in models]
         participants = Participants.from_groups(groups)
 
     counts = (~np.isnan(values)).sum(axis=1)

@@ -819,3 +819,22 @@ def test_command_help_states_the_sign_convention():
     text = " ".join(result.output.split())
     assert "lower is better for FD, FD_inf, KD" in text
     assert "positive agreement means the metric ranks models as people do" in text
+
+
+def test_models_without_a_score_are_left_out_with_a_warning(tmp_path):
+    scores = dict(zip(MODELS, np.linspace(0.05, 0.4, 10), strict=True))
+    path = write_scores(tmp_path / "hs.csv", "cifar10", scores)
+    frame = pd.read_csv(path)
+    frame.loc[3, "error_rate"] = np.nan
+    frame.to_csv(path, index=False)
+    human = corr.read_human(path)
+    table = pd.DataFrame(
+        {"dataset": "cifar10", "model": MODELS, "metric": "FD", "value": 1.0}
+    )
+    table["value"] = -np.arange(10.0)
+    table["encoder"] = table["weights"] = "unknown"
+    with pytest.warns(UserWarning, match="1 models have no error_rate .*Model-3"):
+        result = corr.correlate(human, table, n_boot=200, progress=False)
+    assert (result.correlations["n_models"] == 9).all()
+    np.testing.assert_allclose(result.correlations["agreement"], 1.0)
+    assert "Model-3" in set(result.unmatched["name"])
