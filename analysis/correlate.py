@@ -780,8 +780,9 @@ def correlate(
         With these tables:
 
         ``correlations``, one row per dataset, metric and method:
-        ``dataset``; ``score`` and ``score_direction``; ``encoder``,
-        ``weights``, ``metric`` and ``metric_direction``; ``method``;
+        ``dataset``; ``score`` and ``score_direction``; ``label`` (see
+        :func:`metric_labels`), ``encoder``, ``weights``, ``metric`` and
+        ``metric_direction``; ``method``;
         ``n_models`` (matched models with a value); ``coefficient`` (raw,
         -1..1) with ``ci_low``, ``ci_high`` (percentile bootstrap); ``sign``
         (+1/-1, empty for direction ``none``); ``agreement`` = sign x
@@ -825,7 +826,14 @@ def correlate(
     computed on the same resamples, so the differences between metrics are
     paired. Metric values are taken as fixed: their own sampling noise is not
     resampled. Resamples whose coefficient is undefined (a constant side) are
-    left out and counted in ``n_boot``.
+    left out; ``n_boot`` counts the others. Each dataset has its own random
+    streams (:func:`analysis.bootstrap.dataset_rng`), so its results do not
+    depend on the other datasets of the run.
+
+    Resampling participants adds noise to each model's score on top of the
+    noise already in it, which pulls resampled coefficients toward 0. Far
+    from ±1 the effect is small; at ±1 a percentile interval can leave out
+    its own estimate, and ``messages`` says so for each such row.
 
     R equivalent of one coefficient and its interval::
 
@@ -840,6 +848,14 @@ def correlate(
     Bootstrapping clustered data. J. R. Stat. Soc. B 69(3), 369-390.
     Stein, G. et al. (2023). Exposing flaws of generative model evaluation
     metrics. NeurIPS 36.
+
+    Examples
+    --------
+    >>> human = read_human(["cifar10.csv", "lsun256.csv"])  # doctest: +SKIP
+    >>> table = read_metric_table("b.csv", encoder="dinov2_vitl14")  # doctest: +SKIP
+    >>> aliases = Aliases.from_file("aliases.csv")  # doctest: +SKIP
+    >>> result = correlate(human, table, aliases=aliases)  # doctest: +SKIP
+    >>> result.correlations.query("metric == 'FD'")  # doctest: +SKIP
     """
     methods = check_methods(list(methods))
     if compare not in ("signed", "abs"):
