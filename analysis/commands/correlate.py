@@ -82,7 +82,11 @@ def _directions(ctx: click.Context, param: click.Parameter, value: tuple) -> dic
     help="Bootstrap resamples (0: no intervals and no comparisons).",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap."
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the bootstrap; the same seed gives the same result.",
 )
 @click.option(
     "--confidence",
@@ -93,8 +97,8 @@ def _directions(ctx: click.Context, param: click.Parameter, value: tuple) -> dic
 )
 @click.option(
     "--encoder",
-    help="Encoder of a wide METRICS table without an encoder column, e.g. "
-    "dinov2_vitl14 (default: unknown).",
+    help="Encoder of a METRICS table without an encoder column, such as the "
+    "published leaderboard: e.g. dinov2_vitl14 (default: unknown).",
 )
 @click.option(
     "--dataset",
