@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from tqdm import tqdm
 
@@ -242,6 +242,7 @@ def run_export(
 
 
 @click.command("export")
+@with_appcontext
 @export_options
 def export_command(
     study: str,

@@ -415,11 +415,15 @@ def write_parquet(
 
     schema = _arrow_schema(columns)
 
+    text_columns = {i for i, (_, dtype, _) in enumerate(columns) if dtype == "string"}
+
     def batch(buffer: list[tuple[Any, ...]]) -> Any:
-        arrays = [
-            pa.array(values, type=schema.field(i).type)
-            for i, values in enumerate(zip(*buffer, strict=True))
-        ]
+        arrays = []
+        for i, values in enumerate(zip(*buffer, strict=True)):
+            if i in text_columns:
+                # An empty text is a missing value, as in the CSV files.
+                values = tuple(None if v == "" else v for v in values)
+            arrays.append(pa.array(values, type=schema.field(i).type))
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     n = 0
