@@ -590,3 +590,16 @@ def image_summary(images: pd.DataFrame) -> pd.DataFrame:
         )
         table[f"{prefix}_image_error_sd"] = part["error_rate"].std(ddof=1)
     return table.reset_index()[[c for c, _, _ in IMAGE_SCORE_COLUMNS]]
+
+
+def _columns_doc(title: str, columns: tuple[tuple[str, str, str], ...]) -> str:
+    lines = ["", title, "-" * len(title)]
+    lines += [f"``{name}`` ({unit})\n    {meaning}" for name, unit, meaning in columns]
+    return "\n".join(lines) + "\n"
+
+
+# The column tables above are the single description of both output files;
+# the module's documentation lists them from there.
+if __doc__ is not None:
+    __doc__ += _columns_doc("Columns of human_scores.csv", HUMAN_SCORE_COLUMNS)
+    __doc__ += _columns_doc("Columns of image_scores.csv", IMAGE_SCORE_COLUMNS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +70,13 @@ def _epilog() -> str:
         "",
         "\b",
     ]
-    lines += [
-        f"  {name} [{unit}]: {meaning}" for name, unit, meaning in HUMAN_SCORE_COLUMNS
-    ]
+    for name, unit, meaning in HUMAN_SCORE_COLUMNS:
+        lines += textwrap.wrap(
+            f"{name} [{unit}]: {meaning}",
+            width=78,
+            initial_indent="  ",
+            subsequent_indent="      ",
+        )
     lines += [
         "",
         "Proportions are between 0 and 1. Intervals: a binomial GLM with "
