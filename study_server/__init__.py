@@ -42,10 +42,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logging.getLogger("study_server.events").setLevel(logging.INFO)
 
     from . import cli, db, errors
-    from .views import researcher
+    from .views import api, participant, researcher
 
     db.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
+    app.register_blueprint(participant.bp)
+    app.register_blueprint(api.bp)
     researcher.init_app(app)
     return app

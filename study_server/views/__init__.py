@@ -1,0 +1,1 @@
+"""Blueprints: participant pages and the participant JSON API."""
