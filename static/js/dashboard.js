@@ -8,6 +8,8 @@ const refreshMs = Number(root.dataset.refreshS || 5) * 1000;
 
 const COLOURS = { fake: "#c0392b", real: "#2471a3", overall: "#424949" };
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
+// Legends above the plot, clear of the axis titles.
+const LEGEND = { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" };
 
 let timer = null;
 let inFlight = false;
@@ -150,7 +152,7 @@ function errorBars(rows, key) {
 
 function drawCharts(data) {
   if (!window.Plotly) return;
-  const margin = { t: 10, r: 10, b: 60, l: 50 };
+  const margin = { t: 30, r: 10, b: 60, l: 60 };
 
   const progress = data.progress;
   const target = progress.length ? progress[0].target : null;
@@ -160,8 +162,8 @@ function drawCharts(data) {
     { type: "bar", name: "active", x: progress.map((p) => p.model),
       y: progress.map((p) => p.active), marker: { color: "#8fb3e8" } },
   ];
-  const progressLayout = { barmode: "stack", margin, yaxis: { title: "sessions" },
-    legend: { orientation: "h" } };
+  const progressLayout = { barmode: "stack", margin, yaxis: { title: { text: "sessions" } },
+    legend: LEGEND };
   if (target) {
     progressLayout.shapes = [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: target,
       y1: target, line: { dash: "dash", color: "#555" } }];
@@ -173,23 +175,31 @@ function drawCharts(data) {
   const rows = data.error_rates.rows;
   const errorTraces = ["fake", "real", "overall"].map((key) => errorBars(rows, key));
   window.Plotly.react("chart-errors", errorTraces, {
-    margin, yaxis: { title: "error rate", range: [0, 1], tickformat: ".0%" },
-    legend: { orientation: "h" },
+    margin, yaxis: { title: { text: "error rate" }, range: [0, 1], tickformat: ".0%" },
+    // Side by side within a model, so that the intervals do not overlap.
+    scattermode: "group", scattergap: 0.6,
+    legend: LEGEND,
     shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 0.5, y1: 0.5,
       line: { dash: "dot", color: "#999" } }],
   }, PLOT_CONFIG);
 
   const rt = data.response_times;
-  const labels = rt.bin_starts_ms.map((start, i) =>
-    i === rt.bin_starts_ms.length - 1 ? `≥${start}` : `${start}`);
+  const last = rt.bin_starts_ms.length - 1;
   const rtTraces = ["real", "generated"].map((key) => ({
-    type: "bar", name: `${key} images`, x: labels, y: rt.counts[key], opacity: 0.75,
+    type: "bar", name: `${key} images`, opacity: 0.75,
+    x: rt.bin_starts_ms.map((start) => start + rt.bin_ms / 2),
+    y: rt.counts[key], width: rt.bin_ms,
+    customdata: rt.bin_starts_ms.map((start, i) =>
+      (i === last ? `≥ ${start} ms` : `${start}–${start + rt.bin_ms} ms`)),
+    hovertemplate: "%{customdata}: %{y} trials<extra>%{fullData.name}</extra>",
     marker: { color: key === "real" ? COLOURS.real : COLOURS.fake },
   }));
   window.Plotly.react("chart-rt", rtTraces, {
-    barmode: "overlay", margin, legend: { orientation: "h" },
-    xaxis: { title: `response time (ms, bins of ${rt.bin_ms})`, type: "category" },
-    yaxis: { title: "trials" },
+    barmode: "overlay", margin, legend: LEGEND,
+    xaxis: {
+      title: { text: `response time (ms); the last bar holds ${rt.max_ms} ms and more` },
+      range: [0, rt.max_ms + rt.bin_ms], dtick: 500 },
+    yaxis: { title: { text: "trials" } },
   }, PLOT_CONFIG);
 }
 

@@ -325,10 +325,7 @@ export class Runner {
 
   finish(state) {
     if (state.completion) {
-      screens.finished(this.app, state.completion, {
-        platform: this.boot.platform,
-        platformParams: this.boot.platform_params,
-      });
+      screens.finished(this.app, state.completion, { platform: this.boot.platform });
       return;
     }
     screens.message(

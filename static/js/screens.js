@@ -58,6 +58,7 @@ function mappingList(keys) {
 export async function instructions(app, text, keys, { resumed = false } = {}) {
   const go = button(resumed ? "Continue where I left off" : "Continue", {
     class: "primary",
+    id: "instructions-continue",
     attrs: { "data-autofocus": "" },
   });
   const intro = resumed
@@ -81,7 +82,11 @@ export async function instructions(app, text, keys, { resumed = false } = {}) {
 
 /** Explain the measured refresh interval and the exposure it gives. */
 export async function deviceResult(app, refresh, exposure) {
-  const go = button("Continue", { class: "primary", attrs: { "data-autofocus": "" } });
+  const go = button("Continue", {
+    class: "primary",
+    id: "device-continue",
+    attrs: { "data-autofocus": "" },
+  });
   const hz = round(refresh.refresh_hz, 1);
   const interval = round(refresh.frame_interval_ms, 2);
   const shown =
@@ -116,7 +121,8 @@ export function measuring(app) {
 /**
  * The screen before a block: `load(onprogress)` preloads the block's images
  * while a progress bar fills; the Start button is enabled when they are
- * decoded. A failed load offers "Try again". Resolves to load's result.
+ * decoded. A failed load offers "Try again" (and tries again by itself when
+ * the browser comes back online). Resolves to load's result.
  */
 export async function blockStart(app, { title, lines, load }) {
   const bar = el("progress", { max: 1, value: 0, id: "preload-progress", attrs: { "aria-label": "Images loaded" } });
@@ -144,7 +150,9 @@ export async function blockStart(app, { title, lines, load }) {
       const retry = button("Try again", { class: "primary", id: "preload-retry" });
       start.replaceWith(retry);
       retry.focus();
-      await once(retry, "click");
+      // Try again on the participant's word, or by itself once the browser
+      // says it is back online.
+      await Promise.race([once(retry, "click"), once(window, "online")]);
       retry.replaceWith(start);
       status.classList.remove("error");
       console.warn("preload failed:", error);
@@ -196,29 +204,40 @@ export async function debrief(app, text) {
   return comments.value.trim();
 }
 
-function mturkForm(params, code) {
-  let action;
+/**
+ * The form that posts the assignment back to MTurk. The server describes it
+ * in `completion.mturk` ({action, assignmentId}); only MTurk's own hosts are
+ * accepted as its target.
+ */
+function mturkForm(completion) {
+  const mturk = completion.mturk;
+  if (!mturk || !mturk.action) return null;
   try {
-    const target = new URL(params.turkSubmitTo);
+    const target = new URL(mturk.action);
     if (target.protocol !== "https:" || !MTURK_HOSTS.has(target.host)) return null;
-    action = new URL("/mturk/externalSubmit", target).href;
   } catch {
     return null;
   }
-  const submit = el("button", { type: "submit", class: "primary", text: "Submit the HIT", attrs: { "data-autofocus": "" } });
-  return el("form", { method: "POST", action, id: "mturk-submit" }, [
-    el("input", { type: "hidden", name: "assignmentId", value: params.assignmentId || "" }),
-    el("input", { type: "hidden", name: "completion_code", value: code || "" }),
-    submit,
+  const hidden = (name, value) => el("input", { type: "hidden", name, value: value || "" });
+  return el("form", { method: "POST", action: mturk.action, id: "mturk-submit" }, [
+    hidden("assignmentId", mturk.assignmentId),
+    hidden("completion_code", completion.code),
+    hidden("status", completion.status),
+    el("button", {
+      type: "submit",
+      class: "primary",
+      text: "Submit the HIT",
+      attrs: { "data-autofocus": "" },
+    }),
   ]);
 }
 
 /**
  * The end: the completion or screen-out code, the Prolific redirect, or the
  * MTurk submit form. `completion` is the server's object
- * `{status, code, url}`.
+ * `{status, code, url, mturk}`.
  */
-export function finished(app, completion, { platform, platformParams }) {
+export function finished(app, completion, { platform }) {
   const screenedOut = completion.status === "screened_out";
   const body = screenedOut
     ? [el("p", { text: "Thank you for your time. The study ends here for you: your answers to the attention checks did not meet the study's requirements." })]
@@ -226,10 +245,8 @@ export function finished(app, completion, { platform, platformParams }) {
   if (completion.code) {
     body.push(el("p", {}, ["Your code: ", el("strong", { class: "completion-code", id: "completion-code", text: completion.code })]));
   }
-  if (platform === "mturk") {
-    const form = mturkForm(platformParams || {}, completion.code);
-    if (form) body.push(form);
-  }
+  const form = platform === "mturk" ? mturkForm(completion) : null;
+  if (form) body.push(form);
   if (completion.url) {
     body.push(
       el("p", {}, [
