@@ -42,12 +42,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logging.getLogger("study_server.events").setLevel(logging.INFO)
 
     from . import cli, db, errors
-    from .views import api, participant, researcher
+    from .views import api, openapi, participant, researcher
 
     db.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     app.register_blueprint(participant.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     researcher.init_app(app)
     return app
