@@ -261,7 +261,7 @@ def export_command(
     grow with the study.
     """
     run_export(
-        current_app._get_current_object(),
+        current_app._get_current_object(),  # type: ignore[attr-defined]
         study,
         out_dir,
         fmt,

@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from ..db import utcnow
@@ -176,67 +176,90 @@ def _stream(connection: Connection, statement: Any) -> Iterator[Any]:
 # --- rows -------------------------------------------------------------------
 
 
+#: Sessions whose trials are fetched by one query (see :func:`trial_rows`).
+SESSION_BATCH = 100
+
+_TRIAL_FIELDS = (
+    _S.c.public_id,
+    _P.c.platform,
+    _P.c.external_id,
+    _S.c.status,
+    _S.c.model,
+    _T.c.source,
+    _ST.c.digest,
+    _T.c.is_real,
+    _T.c.kind,
+    _T.c.position,
+    _T.c.block,
+    _T.c.response,
+    _T.c.correct,
+    _T.c.rt_ms,
+    _T.c.exposure_ms,
+    _T.c.intended_frames,
+    _T.c.achieved_frames,
+    _T.c.frame_interval_ms,
+    _T.c.onset_ms,
+    _T.c.offset_ms,
+    _T.c.visibility_lost,
+    _T.c.focus_lost,
+    _T.c.timing_invalid,
+    _T.c.served_at,
+    _T.c.responded_at,
+)
+
+
 def trial_rows(
     connection: Connection, study: StudyInfo, names: Pseudonymizer
 ) -> Iterator[tuple[Any, ...]]:
-    """Yield one tuple per trial, in the order of :data:`TRIAL_COLUMNS`."""
-    statement = (
-        select(
-            _S.c.public_id,
-            _P.c.platform,
-            _P.c.external_id,
-            _S.c.status,
-            _S.c.model,
-            _T.c.source,
-            _ST.c.digest,
-            _T.c.is_real,
-            _T.c.kind,
-            _T.c.position,
-            _T.c.block,
-            _T.c.response,
-            _T.c.correct,
-            _T.c.rt_ms,
-            _T.c.exposure_ms,
-            _T.c.intended_frames,
-            _T.c.achieved_frames,
-            _T.c.frame_interval_ms,
-            _T.c.onset_ms,
-            _T.c.offset_ms,
-            _T.c.visibility_lost,
-            _T.c.focus_lost,
-            _T.c.timing_invalid,
-            _T.c.served_at,
-            _T.c.responded_at,
+    """Yield one tuple per trial, in the order of :data:`TRIAL_COLUMNS`.
+
+    Trials come session by session in position order. They are fetched for
+    :data:`SESSION_BATCH` sessions at a time: one query ordered over the whole
+    study makes SQLite sort every trial in a temporary B-tree before the first
+    row comes out, whereas ``session_id IN (...)`` walks the (session_id,
+    position) index in order and streams.
+    """
+    session_ids = (
+        connection.execute(
+            select(_S.c.id).where(_S.c.study_id == study.id).order_by(_S.c.id)
         )
-        .select_from(
-            _T.join(_S, _T.c.session_id == _S.c.id)
-            .join(_P, _S.c.participant_id == _P.c.id)
-            .join(_ST, _T.c.stimulus_id == _ST.c.id)
-        )
-        .where(_S.c.study_id == study.id)
-        .order_by(_T.c.session_id, _T.c.position)
+        .scalars()
+        .all()
+    )
+    joined = (
+        _T.join(_S, _T.c.session_id == _S.c.id)
+        .join(_P, _S.c.participant_id == _P.c.id)
+        .join(_ST, _T.c.stimulus_id == _ST.c.id)
     )
     within = study.design == "within"
     head = (study.slug, study.dataset)
-    for row in _stream(connection, statement):
-        public_id, platform, external_id, status, model, source, digest = row[:7]
-        is_real = row[7]
-        # The condition: the session's model (between), or the stimulus's own
-        # model in a within design, where real images belong to no model.
-        condition = (None if is_real else source) if within else model
-        yield (
-            *head,
-            public_id,
-            names(platform, external_id),
-            platform,
-            status,
-            condition,
-            source,
-            digest[:16],
-            *row[7:23],
-            _iso(row[23]),
-            _iso(row[24]),
+    for first in range(0, len(session_ids), SESSION_BATCH):
+        batch = session_ids[first : first + SESSION_BATCH]
+        statement = (
+            select(*_TRIAL_FIELDS)
+            .select_from(joined)
+            .where(_T.c.session_id.in_(batch))
+            .order_by(_T.c.session_id, _T.c.position)
         )
+        for row in _stream(connection, statement):
+            public_id, platform, external_id, status, model, source, digest = row[:7]
+            is_real = row[7]
+            # The condition: the session's model (between), or the stimulus's
+            # own model in a within design, where real images belong to none.
+            condition = (None if is_real else source) if within else model
+            yield (
+                *head,
+                public_id,
+                names(platform, external_id),
+                platform,
+                status,
+                condition,
+                source,
+                digest[:16],
+                *row[7:23],
+                _iso(row[23]),
+                _iso(row[24]),
+            )
 
 
 def session_rows(
@@ -305,7 +328,7 @@ def event_rows(
                 _P, _S.c.participant_id == _P.c.id
             )
         )
-        .where(or_(_E.c.study_id == study.id, _S.c.study_id == study.id))
+        .where(_E.c.study_id == study.id)
         .order_by(_E.c.created_at, _E.c.id)
     )
     for public_id, platform, external_id, kind, actor, data, created_at in _stream(
@@ -381,13 +404,12 @@ def write_csv(
     for row in rows:
         # The csv module writes None as an empty cell and numbers with repr();
         # only booleans need spelling out.
-        if flags:
-            row = list(row)
-            for i in flags:
-                value = row[i]
-                if value is not None:
-                    row[i] = "true" if value else "false"
-        writer.writerow(row)
+        cells = list(row)
+        for i in flags:
+            value = cells[i]
+            if value is not None:
+                cells[i] = "true" if value else "false"
+        writer.writerow(cells)
         n += 1
         if n % STREAM_STEP_ROWS == 0:
             yield n
@@ -752,7 +774,7 @@ def _table_chunks(
     engine: Engine, slug: str, table: str, names: Pseudonymizer
 ) -> Iterator[bytes]:
     sink = ChunkSink()
-    text = io.TextIOWrapper(sink, encoding="utf-8", newline="")
+    text = io.TextIOWrapper(io.BufferedWriter(sink), encoding="utf-8", newline="")
     with read_connection(engine) as connection:
         study = study_info(connection, slug)
         rows = ROWS[table](connection, study, names)

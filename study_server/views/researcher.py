@@ -148,7 +148,8 @@ def _safe_next(target: str | None, default: str) -> str:
     if not target:
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith(bp.url_prefix):
+    prefix = bp.url_prefix or "/researcher"
+    if parts.scheme or parts.netloc or not parts.path.startswith(prefix):
         return default
     return target
 
