@@ -329,10 +329,14 @@ export class SendQueue {
     for (const item of items) {
       const result = results.get(item.position);
       if (!result) continue;
+      const error = new ApiError(result.status, { error: { message: result.error } });
       if (result.status === 200) {
         this.settle(item, { position: item.position, stored: true, batch: true, ...result });
+      } else if (HALTING.has(result.status)) {
+        this.halt(error);
+        return;
       } else {
-        this.refuse(item, new ApiError(result.status, { error: result }));
+        this.refuse(item, error);
       }
     }
   }

@@ -1,32 +1,31 @@
 // Exposure of the next trial, fixed or adaptive.
 //
 // With a fixed exposure every trial carries its frames from the server. With
-// the adaptive staircase the next exposure depends on whether the last answer
-// was correct, and only the server knows that (labels never reach the
-// browser), so the server's rule cannot be run here: the browser takes
-// `next_exposure_frames` from the server's answer to each response and waits
-// for that answer before the next trial. If the answer does not come in time
-// (offline), the trial keeps the last exposure the server gave; every trial
-// reports the frames it really used (`intended_frames`), so the data stays
-// true either way.
+// the adaptive staircase (1-up/N-down on frames, run by the server's
+// `staircase_step`) the next exposure depends on whether the last main answer
+// was correct, and the browser cannot know that: labels never reach it, and
+// attention checks are served as main trials, so it cannot even tell which
+// answers count. The rule therefore cannot be run here. Instead the runner
+// takes `next_exposure_frames` from the server's answer to each response and
+// waits for that answer (up to ADAPTIVE_WAIT_MS) before the next main trial.
+// If the answer is late (offline), the trial keeps the last exposure the
+// server gave; every trial reports the frames it really used
+// (`intended_frames`), so the data stays true either way.
 
 // How long the runner waits for the server's answer on an adaptive trial.
 export const ADAPTIVE_WAIT_MS = 4000;
 
 export class ExposureSchedule {
-  /**
-   * `session` is the session state: `exposure_frames` (the device check's
-   * rounding of the study's exposure) and `staircase` (null when fixed).
-   */
+  /** `session` is the session state; its `staircase` is null when fixed. */
   constructor(session) {
     this.adaptive = Boolean(session.staircase);
-    this.current = Number.isInteger(session.exposure_frames) ? session.exposure_frames : null;
+    this.current = this.adaptive ? session.staircase.frames : null;
     this.updatedBy = null;
   }
 
   /** Frames to show `trial` for: the server's latest word wins. */
   framesFor(trial) {
-    if (this.adaptive && this.current !== null && trial.kind !== "practice") {
+    if (this.adaptive && trial.kind !== "practice" && Number.isInteger(this.current)) {
       return this.current;
     }
     return trial.exposure_frames;
