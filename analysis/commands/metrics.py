@@ -75,6 +75,11 @@ class _Input:
                 param_hint=role,
             )
         self.loaded = load_feature_file(self.path) if self.is_file else None
+        if not self.is_file:
+            from analysis.metrics.features import list_images
+
+            # an empty or unreadable folder fails now, before any model is built
+            list_images(self.path)
         self.name = name or self._default_name()
 
     def _default_name(self) -> str:
