@@ -13,10 +13,13 @@ from api_helpers import (
     small_study,
     snapshot,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from study_server.db import db
 from study_server.models import Event, Session, Trial
+from study_server.services.grading import RESPONSE_FIELDS
 
 pytestmark = pytest.mark.usefixtures("no_fsync")
 assert no_fsync  # a fixture, used through pytestmark
@@ -201,6 +204,7 @@ BAD_BODIES = [
     ("missing rt", {k: v for k, v in OK.items() if k != "rt_ms"}, 400, "rt_ms",
      "required"),
     ("rt as text", {**OK, "rt_ms": "fast"}, 400, "rt_ms", "a number"),
+    ("rt null", {**OK, "rt_ms": None}, 400, "rt_ms", "null"),
     ("rt as boolean", {**OK, "rt_ms": True}, 400, "rt_ms", "a number"),
     ("rt as object", {**OK, "rt_ms": {"value": 800}}, 400, "rt_ms", "a number"),
     ("rt as array", {**OK, "rt_ms": [800]}, 400, "rt_ms", "a number"),
@@ -395,12 +399,16 @@ def test_bad_completion_bodies(app, started):
         ({"answers": {"comments": 5}}, 400, "comments"),
         ({"answers": {"comments": "x" * 5001}}, 422, "comments"),
         ({"answers": {"Bad Key": "x"}}, 400, "answers"),
+        ({"answers": {"comments": "\ud800"}}, 400, "comments"),
+        ({"answers": {"comments": "a\x00b"}}, 422, "comments"),
         ({"answers": {f"q{i}": "x" for i in range(11)}}, 422, "answers"),
         ({"notes": "x"}, 400, "notes"),
         ([], 400, "body"),
     ]
     for body, status, field in cases:
-        answer = p.client.post(url, json=body)
+        answer = p.client.post(
+            url, data=json.dumps(body), content_type="application/json"
+        )
         assert answer.status_code == status, (body, answer.json)
         assert answer.json["error"]["field"] == field
     assert snapshot(app) == before
@@ -479,7 +487,111 @@ def test_client_events_are_stored_and_checked(app, started):
         ({"kind": "blur", "data": [1]}, 400),
         ({"kind": "blur", "at": "soon"}, 422),
         ({"kind": "blur", "extra": 1}, 400),
+        # Values PostgreSQL cannot store in a JSON column are refused.
+        ({"kind": "blur", "data": {"x": float("nan")}}, 422),
+        ({"kind": "blur", "data": {"x": "\ud800"}}, 400),
+        ({"kind": "blur", "data": {"x": ["nul\x00"]}}, 422),
+        ({"kind": "blur", "data": {"a": {"b": {"c": {"d": {"e": [1]}}}}}}, 422),
     ):
-        answer = p.client.post(f"{API}/sessions/{p.token}/events", json=body)
+        answer = p.client.post(
+            f"{API}/sessions/{p.token}/events",
+            data=json.dumps(body),
+            content_type="application/json",
+        )
         assert answer.status_code == status, body
     assert snapshot(app) == before
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["real", "generated", "2026-12-03T12:00:00Z"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+# Whole bodies of any JSON shape, and valid bodies with one field changed.
+BODIES = JSON_VALUES | st.builds(
+    lambda field, value: {**OK, field: value},
+    st.sampled_from([*RESPONSE_FIELDS, "extra"]),
+    JSON_VALUES,
+)
+STATUSES = {200, 400, 404, 409, 413, 422}
+# A short run here; the long fuzzing of the whole API belongs to the load and
+# fault benchmarks (issue 8).
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(body=BODIES, position=st.sampled_from([0, 1, 13, 14, 10**9]))
+def test_random_bodies_get_documented_answers_and_refusals_change_nothing(
+    app, started, body, position
+):
+    p = started
+    before = snapshot(app)
+
+    answer = p.put(position, data=json.dumps(body), content_type="application/json")
+
+    assert answer.status_code in STATUSES, (body, answer.get_data(as_text=True))
+    if answer.status_code != 200:
+        error = answer.json["error"]
+        assert error["status"] == answer.status_code
+        assert error["message"]
+        assert snapshot(app) == before
+
+
+ENDPOINTS = st.sampled_from(["sessions", "device", "events", "complete", "responses"])
+# A body of any shape, or a plausible one with one field changed.
+OTHER_BODIES = JSON_VALUES | st.builds(
+    lambda field, value, base: {**base, field: value},
+    st.sampled_from(
+        ["params", "consent", "window", "frame_interval_ms", "n_frames", "kind",
+         "data", "at", "answers", "responses", "platform"]
+    ),
+    JSON_VALUES,
+    st.sampled_from([
+        {"params": {"PROLIFIC_PID": "P9", "STUDY_ID": "s", "SESSION_ID": "x"},
+         "consent": True},
+        {"frame_interval_ms": 16.7, "n_frames": 120},
+        {"kind": "blur", "data": {}, "at": "2026-12-03T12:00:00Z"},
+        {"answers": {"comments": "ok"}},
+        {"responses": [{"position": 0, **OK}]},
+    ]),
+)  # fmt: skip
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(endpoint=ENDPOINTS, body=OTHER_BODIES)
+def test_random_bodies_on_other_endpoints_never_cause_a_server_error(
+    app, started, endpoint, body
+):
+    p = started
+    url = (
+        f"{API}/studies/{p.slug}/sessions"
+        if endpoint == "sessions"
+        else f"{API}/sessions/{p.token}/{endpoint}"
+    )
+    before = snapshot(app)
+
+    answer = p.client.post(url, data=json.dumps(body), content_type="text/plain")
+
+    assert answer.status_code < 500 or answer.status_code == 503, (
+        endpoint,
+        body,
+        answer.get_data(as_text=True),
+    )
+    if answer.status_code >= 400:
+        assert answer.json["error"]["status"] == answer.status_code
+        assert snapshot(app) == before

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from api_helpers import API, Participant, no_fsync, small_study, snapshot
+from api_helpers import (
+    API,
+    MOBILE_UA,
+    Participant,
+    no_fsync,
+    small_study,
+    snapshot,
+)
 from sqlalchemy import func, select, update
 
 from study_server.db import db, utcnow
@@ -175,6 +182,20 @@ def test_bad_start_requests_are_refused_and_store_nothing(app, client, make_stud
         assert snapshot(app) == before, what
 
 
+def test_phones_and_tablets_cannot_start_a_session(app, client, make_study):
+    study = small_study(make_study)
+    p = Participant(client, study, "PID1")
+    before = snapshot(app)
+    answer = client.post(
+        f"{API}/studies/{study.slug}/sessions",
+        json={"params": p.params, "consent": True},
+        headers={"User-Agent": MOBILE_UA},
+    )
+    assert answer.status_code == 403
+    assert answer.json["error"]["field"] == "user_agent"
+    assert snapshot(app) == before
+
+
 def test_malformed_json_and_unknown_study(app, client, make_study):
     study = small_study(make_study)
     url = f"{API}/studies/{study.slug}/sessions"
@@ -296,6 +317,7 @@ def test_ended_sessions_cannot_start_again(app, client, make_study):
 def test_unknown_tokens_are_401(app, client, make_study):
     study = small_study(make_study)
     Participant(client, study, "PID1").start()
+    before = snapshot(app)
     for token in ("x" * 43, "short", "a" * 200, "%00" * 5):
         for answer in (
             client.get(f"{API}/sessions/{token}"),
@@ -306,6 +328,7 @@ def test_unknown_tokens_are_401(app, client, make_study):
             assert answer.status_code in (400, 401), (token, answer.json)
             assert answer.json["error"]["status"] == answer.status_code
     assert client.get(f"{API}/sessions/{'x' * 43}").status_code == 401
+    assert snapshot(app) == before
 
 
 def test_unknown_api_paths_answer_the_json_envelope(client):

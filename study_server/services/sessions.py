@@ -313,7 +313,8 @@ def start_session(
     Unavailable, Gone
         The study is paused, full or closed (new participants only).
     Forbidden, Gone
-        The participant's earlier session cannot be resumed.
+        The participant's earlier session cannot be resumed; a new one from a
+        phone or tablet (Forbidden).
     """
     request = parse_start(body)
     rng = rng or random.Random()
@@ -321,7 +322,7 @@ def start_session(
     # can both try to create the participant row; the loser retries once.
     for attempt in range(2):
         try:
-            return _start(slug, request, user_agent[:1000], rng)
+            return _start(slug, request, user_agent.replace("\x00", "")[:1000], rng)
         except IntegrityError:
             db.session.rollback()
             if attempt:
@@ -357,6 +358,12 @@ def _start(
             field="consent",
         )
     _check_window(settings, request["window"])
+    if platforms.is_mobile(user_agent):
+        raise Forbidden(
+            "user_agent: phones and tablets are not supported; please use a "
+            "desktop or laptop computer",
+            field="user_agent",
+        )
     models = assignment.study_models(study.id)
     model = assignment.choose_model(study, settings, models, rng)
     session = _create(study, settings, arrival, model, request, user_agent)
@@ -368,7 +375,7 @@ def _start(
     state = state_of(session, study)
     db.session.commit()
     events_log.info(
-        "session %s started in study %s (model %s, %d trials)",
+        "session %s started in study %s after consent (model %s, %d trials)",
         session.public_id, study.slug, model, len(planned),
     )  # fmt: skip
     return state, True
@@ -500,6 +507,7 @@ def record_event(token: str, body: Any) -> dict[str, Any]:
     validate.reject_unknown(body, ("kind", "data", "at"), "event")
     kind = validate.choice(body, "kind", CLIENT_EVENTS)
     data = validate.sub_object(body, "data", required=False) or {}
+    validate.storable(data, "data")
     at = validate.timestamp(body, "at", required=False)
     session, study = load_session(token)
     db.session.add(

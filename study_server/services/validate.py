@@ -68,9 +68,10 @@ def reject_unknown(body: dict[str, Any], allowed: Iterable[str], where: str) -> 
 
 def _get(body: dict[str, Any], field: str, required: bool) -> Any:
     value = body.get(field, _MISSING)
-    if value is _MISSING or (value is None and not required):
+    if value is _MISSING or value is None:
         if required:
-            raise Malformed(f"{field}: required field is missing", field=field)
+            state = "missing" if value is _MISSING else "null"
+            raise Malformed(f"{field}: required field is {state}", field=field)
         return None
     return value
 
@@ -163,6 +164,17 @@ def choice(
     return value
 
 
+def _check_string(value: str, field: str) -> None:
+    # JSON can carry lone surrogates ("\ud800") and NUL; PostgreSQL stores
+    # neither in text or JSON columns.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Malformed(f"{field}: not valid Unicode text", field=field) from None
+    if "\x00" in value:
+        raise OutOfRange(f"{field}: contains a NUL character", field=field)
+
+
 def text(
     body: dict[str, Any], field: str, *, max_length: int, required: bool = True
 ) -> str | None:
@@ -180,6 +192,29 @@ def text(
             f"{field}: got {len(value)} characters; allowed: at most {max_length}",
             field=field,
         )
+    _check_string(value, field)
+    return value
+
+
+def storable(value: Any, field: str, max_depth: int = 4) -> Any:
+    """Return free-form JSON ``value`` if every database can store it.
+
+    Numbers must be finite, strings valid Unicode without NUL, and nesting at
+    most ``max_depth`` deep.
+    """
+    if max_depth < 0:
+        raise OutOfRange(f"{field}: nested too deeply", field=field)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise OutOfRange(f"{field}: numbers must be finite", field=field)
+    if isinstance(value, str):
+        _check_string(value, field)
+    if isinstance(value, list):
+        for item in value:
+            storable(item, field, max_depth - 1)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_string(key, field)
+            storable(item, field, max_depth - 1)
     return value
 
 
