@@ -346,6 +346,19 @@ def test_parquet_holds_the_same_table_with_schema_types(runner, study, tmp_path)
         pd.testing.assert_frame_equal(frame, csv_frame)
 
 
+def test_parquet_written_in_several_row_groups(runner, study, tmp_path, monkeypatch):
+    pq = pytest.importorskip("pyarrow.parquet")
+    monkeypatch.setattr(exports, "PARQUET_BATCH_ROWS", 2)
+    monkeypatch.setattr(exports, "PARQUET_ROW_GROUP_ROWS", 4)
+    export_with_flask(runner, tmp_path / "out", "--format", "parquet")
+    path = tmp_path / "out" / exports.file_name("pilot", "trials", "parquet")
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3  # 4 + 4 + 1 trials
+    frame = pd.read_parquet(path, dtype_backend="numpy_nullable")
+    assert frame["rt_ms"].tolist()[:5] == [812.4, 399.95, 1500.0, 0.5, 700.0]
+    assert len(frame) == 9
+    assert not (tmp_path / "out" / CSV_FILES["trials"]).exists()
+
+
 def test_export_command_refuses_bad_input(runner, study, tmp_path, monkeypatch):
     result = runner.invoke(args=["export", "nope", "--out", str(tmp_path / "a")])
     assert result.exit_code == 1

@@ -65,8 +65,9 @@ DESCRIPTION_FILE = "dataset_description.json"
 
 #: Rows fetched from the database per round trip.
 FETCH_ROWS = 2000
-#: Rows per Parquet record batch (and row group).
-PARQUET_BATCH_ROWS = 50_000
+#: Rows per Arrow record batch, and per Parquet row group.
+PARQUET_BATCH_ROWS = 10_000
+PARQUET_ROW_GROUP_ROWS = 100_000
 #: Rows written between two chances for a streamed response to send bytes.
 STREAM_STEP_ROWS = 2000
 
@@ -431,12 +432,16 @@ def _arrow_schema(columns: Columns) -> Any:
 def write_parquet(
     binary: IO[bytes], columns: Columns, rows: Iterable[tuple[Any, ...]]
 ) -> Iterator[int]:
-    """Write rows as Parquet record batches to ``binary``; yield running counts."""
+    """Write rows as Parquet to ``binary``; yield the running row count now and then.
+
+    Rows are turned into Arrow record batches of :data:`PARQUET_BATCH_ROWS`
+    (Python tuples take ten times the memory of Arrow columns), and batches
+    are written as row groups of :data:`PARQUET_ROW_GROUP_ROWS`.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _arrow_schema(columns)
-
     text_columns = {i for i, (_, dtype, _) in enumerate(columns) if dtype == "string"}
 
     def batch(buffer: list[tuple[Any, ...]]) -> Any:
@@ -451,18 +456,22 @@ def write_parquet(
     n = 0
     with pq.ParquetWriter(binary, schema) as writer:
         buffer: list[tuple[Any, ...]] = []
+        batches: list[Any] = []
         for row in rows:
             buffer.append(row)
             n += 1
             if len(buffer) == PARQUET_BATCH_ROWS:
-                writer.write_batch(batch(buffer))
+                batches.append(batch(buffer))
                 buffer.clear()
+                if len(batches) * PARQUET_BATCH_ROWS >= PARQUET_ROW_GROUP_ROWS:
+                    writer.write_table(pa.Table.from_batches(batches, schema=schema))
+                    batches.clear()
             if n % STREAM_STEP_ROWS == 0:
                 yield n
         if buffer:
-            writer.write_batch(batch(buffer))
-        elif n == 0:
-            writer.write_table(schema.empty_table())
+            batches.append(batch(buffer))
+        if batches or n == 0:
+            writer.write_table(pa.Table.from_batches(batches, schema=schema))
     yield n
 
 
