@@ -156,6 +156,7 @@ BAD_STARTS = [
     ("missing STUDY_ID", {}, {"STUDY_ID": None}, 400, "STUDY_ID"),
     ("missing SESSION_ID", {}, {"SESSION_ID": ""}, 400, "SESSION_ID"),
     ("id with spaces", {}, {"PROLIFIC_PID": "a b"}, 400, "PROLIFIC_PID"),
+    ("id with a newline", {}, {"PROLIFIC_PID": "abc\n"}, 400, "PROLIFIC_PID"),
     ("id too long", {}, {"PROLIFIC_PID": "x" * 129}, 400, "PROLIFIC_PID"),
     ("id not a string", {}, {"PROLIFIC_PID": 12345}, 400, "PROLIFIC_PID"),
     ("dpr NaN", {"device_pixel_ratio": float("nan")}, None, 422, "device_pixel_ratio"),

@@ -1,8 +1,8 @@
 """Assignment: a model for each new participant, images and order for each session.
 
 Everything here runs inside the transaction that starts a session, with the
-study row locked (:func:`lock_study`): ``SELECT ... FOR UPDATE`` on
-PostgreSQL; on SQLite every transaction already begins with ``BEGIN
+study row locked (:func:`lock_study`): ``SELECT ... FOR NO KEY UPDATE``
+on PostgreSQL; on SQLite every transaction already begins with ``BEGIN
 IMMEDIATE`` (see ``study_server/db.py``), which serialises writers. So two
 arrivals never see the same counts, and the counts they update
 (``Stimulus.shown_count``, the sessions per model) are exact.
@@ -64,10 +64,12 @@ def lock_study(slug: str) -> Study:
     NotFound
         No such study, or the study is a draft.
     """
+    # FOR NO KEY UPDATE serialises assignments without making rows that
+    # merely refer to the study (events, sessions' foreign keys) wait.
     study = db.session.scalar(
         select(Study)
         .where(Study.slug == slug)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     if study is None or study.status == "draft":

@@ -106,7 +106,7 @@ def parse_arrival(platform: str, params: Mapping[str, Any]) -> Arrival:
         if name == "turkSubmitTo":
             values[name] = _check_submit_to(value)
             continue
-        if not _ID.match(value):
+        if not _ID.fullmatch(value):
             raise Malformed(
                 f"{name}: got {value[:40]!r}; allowed: {_ID_RULE}", field=name
             )

@@ -64,7 +64,7 @@ CLIENT_EVENTS = (
 MAX_ANSWER_LENGTH = 5_000
 MAX_ANSWERS = 10
 _ANSWER_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-# Statuses that end a session for good, and what a request on them gets.
+# Ended sessions in these statuses are answered 410 Gone; the others 403.
 _GONE = ("timed_out", "abandoned")
 
 # Validated study settings by digest: the study file was validated when it
@@ -86,20 +86,21 @@ def settings_of(study: Study) -> StudySettings:
 def load_session(token: str, *, lock: bool = False) -> tuple[Session, Study]:
     """Return the session with ``token`` and its study.
 
-    ``lock`` takes the session's row lock (PostgreSQL ``FOR UPDATE OF
+    ``lock`` takes the session's row lock (PostgreSQL ``FOR NO KEY UPDATE OF
     session``), so that answers to one session are stored one at a time
-    without locking the study for other participants.
+    without locking the study for other participants. (``NO KEY``: inserting
+    an event that refers to the session need not wait for it.)
 
     Raises
     ------
     Unauthorized
         No session has this token.
     """
-    if not isinstance(token, str) or not _TOKEN.match(token):
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
         raise Unauthorized("unknown session token", field="token")
     query = select(Session, Study).join(Study).where(Session.token == token)
     if lock:
-        query = query.with_for_update(of=Session)
+        query = query.with_for_update(of=Session, key_share=True)
     row = db.session.execute(query).first()
     if row is None:
         raise Unauthorized("unknown session token", field="token")
@@ -318,19 +319,20 @@ def start_session(
     """
     request = parse_start(body)
     rng = rng or random.Random()
+    user_agent = user_agent.replace("\x00", "")[:1000]
     # Two first arrivals of the same new participant in two studies at once
-    # can both try to create the participant row; the loser retries once.
-    for attempt in range(2):
-        try:
-            return _start(slug, request, user_agent.replace("\x00", "")[:1000], rng)
-        except IntegrityError:
-            db.session.rollback()
-            if attempt:
-                raise Conflict(
-                    "another request for this participant is being handled; "
-                    "please retry"
-                ) from None
-    raise AssertionError("unreachable")
+    # can both try to create the participant row; the loser tries again.
+    try:
+        return _start(slug, request, user_agent, rng)
+    except IntegrityError:
+        db.session.rollback()
+    try:
+        return _start(slug, request, user_agent, rng)
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(
+            "another request for this participant is being handled; please retry"
+        ) from None
 
 
 def _start(
@@ -349,21 +351,23 @@ def _start(
     existing = find_session(study, arrival)
     if existing is not None:
         resume(existing, study, via="api")
-        return state_of(existing, study), False
+        state = state_of(existing, study)
+        db.session.commit()  # ends the transaction and the study lock
+        return state, False
 
     check_open(study)
-    if not request["consent"]:
-        raise OutOfRange(
-            "consent: got false; the study starts only after consent is given",
-            field="consent",
-        )
-    _check_window(settings, request["window"])
     if platforms.is_mobile(user_agent):
         raise Forbidden(
             "user_agent: phones and tablets are not supported; please use a "
             "desktop or laptop computer",
             field="user_agent",
         )
+    if not request["consent"]:
+        raise OutOfRange(
+            "consent: got false; the study starts only after consent is given",
+            field="consent",
+        )
+    _check_window(settings, request["window"])
     models = assignment.study_models(study.id)
     model = assignment.choose_model(study, settings, models, rng)
     session = _create(study, settings, arrival, model, request, user_agent)
@@ -535,7 +539,7 @@ def _parse_answers(body: Any) -> dict[str, str]:
             field="answers",
         )
     for key in answers:
-        if not _ANSWER_KEY.match(key):
+        if not _ANSWER_KEY.fullmatch(key):
             raise Malformed(
                 f"answers: field name {validate.shown(key)} is not allowed; use "
                 "1-32 lower-case letters, digits or '_', starting with a letter",

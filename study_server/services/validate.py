@@ -226,7 +226,7 @@ def timestamp(
     if value is None:
         return None
     parsed = None
-    if _ISO_TIME.match(value):
+    if _ISO_TIME.fullmatch(value):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
