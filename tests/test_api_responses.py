@@ -118,6 +118,34 @@ def test_main_trials_get_no_feedback_and_wrong_frames_are_flagged(app, started):
     assert _trial(app, p.token, first_main).timing_invalid is True
 
 
+def test_storing_a_response_is_one_short_transaction(app, started):
+    # The response path is the hot one (hundreds per second in a paid study):
+    # session by token (locked), trial by (session, position), two updates.
+    from sqlalchemy import event
+
+    statements = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement.split()[0].upper())
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        stored = started.put(0, response_body())
+        replayed = started.put(0, response_body())
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert stored.status_code == 200 and replayed.json["replay"] is True
+    begins = [s for s in statements if s == "BEGIN"]  # SQLite's BEGIN IMMEDIATE
+    assert [s for s in statements if s != "BEGIN"] == [
+        "SELECT", "SELECT", "UPDATE", "UPDATE",  # the response
+        "SELECT", "SELECT",  # the replay: nothing written
+    ]  # fmt: skip
+    assert len(begins) in (0, 2)
+
+
 def test_a_replay_is_acknowledged_and_stored_once(app, started):
     p = started
     body = response_body("real")
