@@ -167,7 +167,8 @@ export async function withRetry(fn, { onRetry = () => {}, attempts = Infinity } 
  *
  * `add()` stores an item and returns a promise of the server's answer to it
  * (it never rejects: a refused item resolves to `{refused: ApiError}`).
- * `drain()` resolves when nothing is left to send. `onchange(pending)` is
+ * `drain()` resolves when nothing is left to send or the queue halted.
+ * `onchange({pending, failing})` is
  * called whenever the number of unsent items or the connection state
  * changes; `onhalt(error)` when the server says the session cannot go on.
  */
@@ -243,10 +244,14 @@ export class SendQueue {
     return this.items.filter((i) => i.kind === "response").map((i) => i.position);
   }
 
+  /**
+   * Resolves when nothing is left to send (to null), or when the server has
+   * said the session cannot go on (to that ApiError; the items stay).
+   */
   drain() {
-    if (this.halted) return Promise.reject(this.halted);
-    if (!this.items.length) return Promise.resolve();
-    return new Promise((resolve, reject) => this.drainers.push({ resolve, reject }));
+    if (this.halted) return Promise.resolve(this.halted);
+    if (!this.items.length) return Promise.resolve(null);
+    return new Promise((resolve) => this.drainers.push(resolve));
   }
 
   wake() {
@@ -287,7 +292,7 @@ export class SendQueue {
     }
     this.running = false;
     if (!this.items.length) {
-      for (const drainer of this.drainers.splice(0)) drainer.resolve();
+      for (const drainer of this.drainers.splice(0)) drainer(null);
     }
   }
 
@@ -364,9 +369,16 @@ export class SendQueue {
     this.settle(item, { refused: error });
   }
 
+  /** Forget every unsent item, in memory and in localStorage. */
+  discard() {
+    this.items = [];
+    this.save();
+    this.changed();
+  }
+
   halt(error) {
     this.halted = error;
-    for (const drainer of this.drainers.splice(0)) drainer.reject(error);
+    for (const drainer of this.drainers.splice(0)) drainer(error);
     this.onhalt(error);
   }
 

@@ -209,6 +209,10 @@ export class Runner {
         this.comments = await screens.debrief(this.app, this.boot.texts.debrief);
       }
       await screens.saving(this.app, this.queue);
+      if (this.halted) {
+        this.finish(await this.refreshState());
+        return;
+      }
       try {
         const answers = this.comments ? { comments: this.comments } : {};
         const completion = await withRetry(() => this.api.complete(this.token, answers));
@@ -325,6 +329,9 @@ export class Runner {
 
   finish(state) {
     if (state.completion) {
+      // Whatever is still queued can never be stored now (e.g. an answer
+      // given after the screen-out); keep nothing in the browser.
+      if (this.queue) this.queue.discard();
       screens.finished(this.app, state.completion, { platform: this.boot.platform });
       return;
     }

@@ -162,7 +162,8 @@ export async function blockStart(app, { title, lines, load }) {
 
 /**
  * A "saving" screen shown while `queue` drains; it stays up while the
- * browser is offline and says so. Resolves when everything is stored.
+ * browser is offline and says so. Resolves when everything is stored, or
+ * when the server refused to take more (the runner then reads the state).
  */
 export async function saving(app, queue, title = "Saving your answers") {
   if (!queue.pending) return;

@@ -58,6 +58,7 @@ class KeyboardParticipant:
     app: Flask
     study_id: int
     comments: str = "Thank you, it went well."
+    fail_checks: bool = False
     # Called with (participant, position) before and after each answer.
     before_answer: Callable[[KeyboardParticipant, int], None] | None = None
     after_answer: Callable[[KeyboardParticipant, int], None] | None = None
@@ -114,6 +115,19 @@ class KeyboardParticipant:
                 return None
             return Trial(row.position, row.block, row.kind, row.is_real)
 
+    def trial_row_response(self, position: int) -> str | None:
+        """The response stored for ``position``, or None."""
+        from study_server.db import db
+        from study_server.models import Trial as TrialRow
+
+        with self.app.app_context():
+            return db.session.scalar(
+                select(TrialRow.response).where(
+                    TrialRow.session_id == self.session().id,
+                    TrialRow.position == position,
+                )
+            )
+
     def key_for(self, response: str) -> str:
         """The participant's key for ``response``, as the page shows it."""
         kbd = self.page.locator(f".response-{response} kbd").first
@@ -141,10 +155,10 @@ class KeyboardParticipant:
             self.offline_since = None
 
     def answer(self, position: int) -> None:
-        """Answer checks correctly and the other trials alternately."""
+        """Answer checks right (or wrong if ``fail_checks``), others alternately."""
         trial = self.trial(position)
         if trial.kind == "check":
-            response = "real" if trial.is_real else "generated"
+            response = "real" if trial.is_real != self.fail_checks else "generated"
         else:
             response = "real" if position % 2 else "generated"
         self.page.keyboard.press(self.key_for(response))

@@ -172,3 +172,66 @@ def test_offline_between_blocks_waits_and_continues(
     assert set(per_position.values()) == {1}
     assert sorted(participant.answered) == [t.position for t in trials]
     assert {"offline", "online"} <= set(events)
+
+
+def test_unsent_answer_is_kept_and_beaconed_on_reload(
+    app, live_server, make_study, context
+):
+    """An answer the server did not get stays in localStorage, goes out with
+    sendBeacon when the page is left, and is not asked again after reload."""
+    study = make_study(**QUICK_STUDY)
+    requests: list[tuple[str, str]] = []
+    inner = app.wsgi_app
+
+    def recording(environ, start_response):
+        requests.append((environ["REQUEST_METHOD"], environ["PATH_INFO"]))
+        return inner(environ, start_response)
+
+    app.wsgi_app = recording
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    state: dict[str, object] = {}
+
+    def refuse(route) -> None:
+        route.abort("connectionreset")
+
+    def before_answer(p: KeyboardParticipant, position: int) -> None:
+        if "held" not in state and p.trial(position).kind != "practice":
+            # Answers cannot get through from now on (but beacons can).
+            page.route("**/trials/*", refuse)
+            state["held"] = position
+
+    def after_answer(p: KeyboardParticipant, position: int) -> None:
+        if state.get("held") != position:
+            return
+        page.wait_for_function(
+            "() => !document.getElementById('network-note').hidden", timeout=10_000
+        )
+        state["kept"] = unsent_in_storage(page)
+        state["stored_before"] = p.trial_row_response(position)
+        n_requests = len(requests)
+        page.reload()
+        page.unroute("**/trials/*", refuse)
+        state["beacons"] = [
+            path
+            for method, path in requests[n_requests:]
+            if path.endswith("/responses")
+        ]
+
+    participant = KeyboardParticipant(
+        page, app, study.id, before_answer=before_answer, after_answer=after_answer
+    )
+    page.goto(f"{live_server}/s/{study.slug}")
+    code = participant.run()
+
+    assert errors == []
+    assert state["kept"] == 1
+    assert state["stored_before"] is None
+    assert len(state["beacons"]) == 1
+    session, trials, per_position, _ = session_rows(app, participant.session().id)
+    assert code == session.completion_code
+    assert session.n_answered == len(trials) == 10
+    assert set(per_position.values()) == {1}
+    assert sorted(participant.answered) == [t.position for t in trials]
+    assert unsent_in_storage(page) == 0
