@@ -77,7 +77,7 @@ def simulate_study(
     fake_error_rates: Sequence[float] = (0.15, 0.25, 0.35, 0.45),
     *,
     real_error_rate: float | None = 0.25,
-    participants_per_model: int = 25,
+    participants_per_model: int | Sequence[int] = 25,
     trials_per_participant: int = 200,
     real_fraction: float = 0.5,
     fake_images_per_model: int = 400,
@@ -100,8 +100,11 @@ def simulate_study(
         uses each model's fake error rate, so that every trial follows
         ``logit P(error) = b_model + u_participant + v_image`` (the fit
         ``correct ~ model + (1|participant) + (1|image)`` is then exact).
-    participants_per_model, trials_per_participant : int
-        Design size; every participant answers every trial.
+    participants_per_model : int or sequence of int
+        Participants per model: one number for all, or one per model (the
+        published study had 25 to 27).
+    trials_per_participant : int
+        Trials per participant; every participant answers every trial.
     real_fraction : float
         Share of a participant's trials that show real images.
     fake_images_per_model, real_images : int
@@ -146,6 +149,15 @@ def simulate_study(
         )
     total_sd = float(np.hypot(participant_sd, image_sd))
     models = [f"model_{i + 1:02d}" for i in range(len(fake_error_rates))]
+    if isinstance(participants_per_model, int):
+        group_sizes = [participants_per_model] * len(models)
+    else:
+        group_sizes = [int(n) for n in participants_per_model]
+    if len(group_sizes) != len(models) or min(group_sizes) < 1:
+        raise ValueError(
+            "participants_per_model must be a positive number or one positive "
+            f"number per model ({len(models)})"
+        )
     fake_logits = [logit_for_marginal(r, total_sd) for r in fake_error_rates]
     if real_error_rate is None:
         real_logits = list(fake_logits)
@@ -156,8 +168,8 @@ def simulate_study(
     frames = []
     for m, model in enumerate(models):
         fake_effects = rng.normal(0.0, image_sd, fake_images_per_model)
-        people = rng.normal(0.0, participant_sd, participants_per_model)
-        for p in range(participants_per_model):
+        people = rng.normal(0.0, participant_sd, group_sizes[m])
+        for p in range(group_sizes[m]):
             fake_ids = rng.choice(fake_images_per_model, n_fake, replace=False)
             real_ids = rng.choice(real_images, n_real, replace=False)
             eta = np.concatenate(
