@@ -21,13 +21,16 @@ API_BASE = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=API_BASE)
 
 
-def json_body() -> Any:
+def json_body(empty: Any = None) -> Any:
     """The request body parsed as JSON, whatever its declared content type.
 
     ``navigator.sendBeacon`` sends ``text/plain``; JSON's ``NaN`` and
-    ``Infinity`` are parsed here and refused by the field checks (422).
+    ``Infinity`` are parsed here and refused by the field checks (422). An
+    empty body is ``empty`` when that is given, malformed otherwise.
     """
     data = request.get_data(cache=False)
+    if not data and empty is not None:
+        return empty
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -97,8 +100,7 @@ def event(token: str) -> tuple[Response, int]:
 @bp.post("/sessions/<token>/complete")
 def complete(token: str) -> Response:
     """Finish the session once every trial is stored; answer the completion."""
-    body = json_body() if request.content_length else {}
-    return jsonify(sessions.complete_session(token, body))
+    return jsonify(sessions.complete_session(token, json_body(empty={})))
 
 
 @bp.get("/stimuli/<opaque>")
