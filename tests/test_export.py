@@ -359,6 +359,49 @@ def test_parquet_written_in_several_row_groups(runner, study, tmp_path, monkeypa
     assert not (tmp_path / "out" / CSV_FILES["trials"]).exists()
 
 
+def test_timestamps_are_formatted_alike_in_sql_and_python(app, study):
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    # Databases other than SQLite and PostgreSQL get Python's formatting.
+    other = SimpleNamespace(dialect=SimpleNamespace(name="mysql"))
+    columns, finish = exports._timestamps(other, Trial.__table__.c.served_at)
+    assert columns == [Trial.__table__.c.served_at]
+    moment = datetime(2026, 12, 3, 9, 0, 0, 250, tzinfo=UTC)
+    assert finish(moment) == "2026-12-03T09:00:00.000250+00:00"
+    assert finish(None) is None
+
+    # The database's own rendering gives the same text.
+    with app.app_context():
+        trial = db.session.scalar(select(Trial).order_by(Trial.id).limit(1))
+        trial.served_at = moment
+        db.session.commit()
+        with exports.read_connection(db.engine) as connection:
+            columns, finish = exports._timestamps(
+                connection, Trial.__table__.c.served_at
+            )
+            query = select(*columns).where(Trial.__table__.c.id == trial.id)
+            rendered = finish(connection.execute(query).scalar_one())
+    assert rendered == "2026-12-03T09:00:00.000250+00:00"
+
+
+def test_sqlite_times_stored_without_microseconds(app, study):
+    from conftest import on_postgres
+
+    if on_postgres():
+        pytest.skip("SQLite's text storage of timestamps")
+    with app.app_context():
+        db.session.execute(
+            db.text("UPDATE trial SET served_at = '2026-12-03 09:00:00'")
+        )
+        db.session.commit()
+        chunks = exports.stream_table_csv(
+            db.engine, "pilot", "trials", Pseudonymizer(KEY)
+        )
+        text = b"".join(chunks).decode()
+    assert text.count(",2026-12-03T09:00:00.000000+00:00,") == 9
+
+
 def test_export_command_refuses_bad_input(runner, study, tmp_path, monkeypatch):
     result = runner.invoke(args=["export", "nope", "--out", str(tmp_path / "a")])
     assert result.exit_code == 1

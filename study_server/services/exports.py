@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, case, func, select, type_coerce
 from sqlalchemy.engine import Connection, Engine
 
 from ..db import utcnow
@@ -170,6 +170,39 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _iso_sql(dialect: str, column: Any) -> Any | None:
+    """SQL rendering a UTC timestamp column as ISO-8601 text with ``+00:00``.
+
+    Formatting in the database saves parsing and re-formatting two datetimes
+    per trial in Python (about a third of an export's time on SQLite). None
+    for other databases, whose timestamps :func:`_iso` formats.
+    """
+    if dialect == "sqlite":
+        # UTCDateTime stores naive UTC text: 'YYYY-MM-DD HH:MM:SS.ffffff'.
+        text = type_coerce(column, String)
+        micro = case((func.length(text) == 19, ".000000"), else_="")
+        return func.replace(text, " ", "T", type_=String) + micro + "+00:00"
+    if dialect == "postgresql":
+        utc = func.timezone("UTC", column)
+        return func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"', type_=String)
+    return None
+
+
+def _timestamps(
+    connection: Connection, *columns: Any
+) -> tuple[list[Any], Callable[[Any], str | None]]:
+    """Select expressions for timestamp ``columns``, and how to finish a value."""
+    dialect = connection.dialect.name
+    rendered = [_iso_sql(dialect, column) for column in columns]
+    if any(expression is None for expression in rendered):
+        return list(columns), _iso
+    return rendered, _unchanged
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
 def _stream(connection: Connection, statement: Any) -> Iterator[Any]:
     return iter(connection.execution_options(yield_per=FETCH_ROWS).execute(statement))
 
@@ -204,8 +237,6 @@ _TRIAL_FIELDS = (
     _T.c.visibility_lost,
     _T.c.focus_lost,
     _T.c.timing_invalid,
-    _T.c.served_at,
-    _T.c.responded_at,
 )
 
 
@@ -232,12 +263,13 @@ def trial_rows(
         .join(_P, _S.c.participant_id == _P.c.id)
         .join(_ST, _T.c.stimulus_id == _ST.c.id)
     )
+    times, iso = _timestamps(connection, _T.c.served_at, _T.c.responded_at)
     within = study.design == "within"
     head = (study.slug, study.dataset)
     for first in range(0, len(session_ids), SESSION_BATCH):
         batch = session_ids[first : first + SESSION_BATCH]
         statement = (
-            select(*_TRIAL_FIELDS)
+            select(*_TRIAL_FIELDS, *times)
             .select_from(joined)
             .where(_T.c.session_id.in_(batch))
             .order_by(_T.c.session_id, _T.c.position)
@@ -258,8 +290,8 @@ def trial_rows(
                 source,
                 digest[:16],
                 *row[7:23],
-                _iso(row[23]),
-                _iso(row[24]),
+                iso(row[23]),
+                iso(row[24]),
             )
 
 
@@ -267,6 +299,9 @@ def session_rows(
     connection: Connection, study: StudyInfo, names: Pseudonymizer
 ) -> Iterator[tuple[Any, ...]]:
     """Yield one tuple per session, in the order of :data:`SESSION_COLUMNS`."""
+    times, iso = _timestamps(
+        connection, _S.c.started_at, _S.c.last_seen_at, _S.c.completed_at
+    )
     statement = (
         select(
             _S.c.public_id,
@@ -284,9 +319,7 @@ def session_rows(
             _S.c.user_agent,
             _S.c.screen_width,
             _S.c.screen_height,
-            _S.c.started_at,
-            _S.c.last_seen_at,
-            _S.c.completed_at,
+            *times,
             _S.c.answers,
         )
         .select_from(_S.join(_P, _S.c.participant_id == _P.c.id))
@@ -303,9 +336,9 @@ def session_rows(
             names(platform, external_id),
             platform,
             *row[3:15],
-            _iso(row[15]),
-            _iso(row[16]),
-            _iso(row[17]),
+            iso(row[15]),
+            iso(row[16]),
+            iso(row[17]),
             _json(answers),
         )
 
@@ -314,6 +347,7 @@ def event_rows(
     connection: Connection, study: StudyInfo, names: Pseudonymizer
 ) -> Iterator[tuple[Any, ...]]:
     """Yield one tuple per event, in the order of :data:`EVENT_COLUMNS`."""
+    times, iso = _timestamps(connection, _E.c.created_at)
     statement = (
         select(
             _S.c.public_id,
@@ -322,7 +356,7 @@ def event_rows(
             _E.c.kind,
             _E.c.actor,
             _E.c.data,
-            _E.c.created_at,
+            *times,
         )
         .select_from(
             _E.outerjoin(_S, _E.c.session_id == _S.c.id).outerjoin(
@@ -336,7 +370,7 @@ def event_rows(
         connection, statement
     ):
         data = _redact(data, names, platform, external_id)
-        yield (study.slug, public_id, kind, actor, _json(data), _iso(created_at))
+        yield (study.slug, public_id, kind, actor, _json(data), iso(created_at))
 
 
 ROWS: dict[
