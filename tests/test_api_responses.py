@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -307,7 +308,16 @@ def test_oversize_bodies_are_413_in_the_envelope(app, started):
         f"{API}/sessions/{p.token}/responses", data=big, content_type="text/plain"
     )
 
-    for refused in (answer, batch):
+    # A chunked body has no Content-Length; it is cut off at the limit.
+    chunked = p.client.put(
+        f"{API}/sessions/{p.token}/trials/0",
+        input_stream=io.BytesIO(json.dumps(OK).encode() + b" " * limit),
+        headers={"Transfer-Encoding": "chunked"},
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    for refused in (answer, batch, chunked):
         assert refused.status_code == 413
         assert refused.json["error"]["code"] == "too_large"
         assert str(limit) in refused.json["error"]["message"]

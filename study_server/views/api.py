@@ -29,6 +29,10 @@ def json_body(empty: Any = None) -> Any:
     empty body is ``empty`` when that is given, malformed otherwise.
     """
     data = request.get_data(cache=False)
+    if request.content_length is None:
+        # A chunked body has no length up front, and Werkzeug stops reading it
+        # quietly at MAX_CONTENT_LENGTH; one byte more raises the 413.
+        request.stream.read(1)
     if not data and empty is not None:
         return empty
     try:
