@@ -102,6 +102,9 @@ def _wants_json() -> bool:
 def _unauthorized() -> Any:
     if _wants_json():
         return envelope(401, "unauthorized", "Log in as a researcher first.")
+    if request.method != "GET":
+        # A form sent without a login is not replayed after it.
+        return redirect(url_for("researcher.login"))
     return redirect(url_for("researcher.login", next=request.full_path.rstrip("?")))
 
 
