@@ -173,6 +173,7 @@ def read_participants(
     *,
     dataset: str | None = None,
     aliases: Aliases | str | Path | None = None,
+    file_format: str | None = None,
 ) -> pd.DataFrame:
     """Read per-participant human data from published CSVs or trial exports.
 
@@ -188,6 +189,10 @@ def read_participants(
     aliases : Aliases or path, optional
         Alias spellings of dataset and model names (an
         :class:`analysis.names.Aliases` or the path of an alias file).
+    file_format : {'participants', 'participant_table', 'trials'}, optional
+        Read every file as this format instead of detecting it per file
+        (:func:`detect_format`); a file that lacks the format's columns is
+        then reported with the missing columns named.
 
     Returns
     -------
@@ -245,9 +250,15 @@ def read_participants(
     >>> table.groupby("model")["error_rate"].mean()  # doctest: +SKIP
     """
     aliases = _aliases(aliases)
+    allowed = ("participants", "participant_table", "trials")
+    if file_format is not None and file_format not in allowed:
+        raise ValueError(
+            f"file_format must be one of {', '.join(allowed)} (or None to detect "
+            f"it), not {file_format!r}"
+        )
     frames = []
     for path in _paths(paths):
-        kind = detect_format(path)
+        kind = file_format or detect_format(path)
         if kind == "participants":
             frames.append(_read_published_participants(path, dataset))
         elif kind == "participant_table":
@@ -836,8 +847,9 @@ def images_from_trials(main: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     main : pandas.DataFrame
-        Answered main trials (:func:`main_trials`, after exclusions and
-        :func:`assign_real_trials`).
+        Answered main trials (:func:`main_trials`, after exclusions). Real
+        trials without a model (within designs) give rows with an empty
+        ``model``.
 
     Returns
     -------
@@ -849,8 +861,12 @@ def images_from_trials(main: pd.DataFrame) -> pd.DataFrame:
         is_real=main["is_real"].astype(bool),
         judged_generated=(main["response"] == "generated").astype(int),
     )
+    # dropna=False keeps real images of within designs, which have no model.
     grouped = frame.groupby(
-        ["dataset", "model", "stimulus", "is_real"], sort=True, observed=True
+        ["dataset", "model", "stimulus", "is_real"],
+        sort=True,
+        observed=True,
+        dropna=False,
     )
     table = grouped.agg(
         n_judgements=("judged_generated", "size"),

@@ -92,6 +92,10 @@ def build_report(fit_dir: str | Path, *, title: str | None = None) -> str:
     sections.append(_section("Exclusions", _exclusions(exclusions)))
     if "mixed_fit" in optional:
         sections.append(_section("Mixed-effects fit", _mixed(optional["mixed_fit"])))
+    if "image_scores" in optional:
+        sections.append(
+            _section("Per-image summaries", _image_scores(optional["image_scores"]))
+        )
     return _page(title, sections)
 
 
@@ -308,5 +312,15 @@ def _mixed(table: pd.DataFrame) -> list[str]:
         '<p class="note">correct ~ model + (1|participant) + (1|image), fitted '
         "by variational Bayes (statsmodels). sd_vb is the posterior SD, far "
         "smaller than lme4's standard errors; it is not an interval.</p>",
+        table.to_html(index=False, border=0, float_format=lambda v: f"{v:.4f}"),
+    ]
+
+
+def _image_scores(table: pd.DataFrame) -> list[str]:
+    return [
+        '<p class="note">Pooled over judgements, per model: not the human error '
+        "rate (a mean over participants) and without participant-level "
+        "uncertainty. The SD over images mixes differences in difficulty with "
+        "binomial noise.</p>",
         table.to_html(index=False, border=0, float_format=lambda v: f"{v:.4f}"),
     ]

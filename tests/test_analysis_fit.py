@@ -149,6 +149,8 @@ def test_json_document_on_stdout(export_csv, tmp_path):
         "too_fast",
     }
     assert document["warnings"]
+    assert "participants" not in document
+    assert document["files"]["participants"].endswith("participants.csv")
 
 
 def test_mixed_fit_option(export_csv, tmp_path):
@@ -295,3 +297,43 @@ def test_help_documents_every_column():
     assert result.exit_code == 0
     for column, unit, _ in HUMAN_SCORE_COLUMNS:
         assert f"{column} [{unit}]" in result.output, column
+
+
+def test_within_design_export(tmp_path):
+    """Real trials without a model count for each of the participant's models."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in range(6):
+        for i in range(60):
+            model = ("A", "B", None)[i % 3]
+            is_real = model is None
+            error = rng.random() < (0.2 if model == "A" else 0.4 if model else 0.3)
+            said_real = is_real != error
+            rows.append(
+                {
+                    "dataset": "within",
+                    "participant": f"p{p}",
+                    "session_status": "completed",
+                    "model": model,
+                    "stimulus": f"{model or 'real'}-{rng.integers(40)}",
+                    "is_real": is_real,
+                    "kind": "main",
+                    "response": "real" if said_real else "generated",
+                    "rt_ms": 700.0,
+                }
+            )
+    trials = pd.DataFrame(rows).drop_duplicates(["participant", "stimulus"])
+    path = tmp_path / "within.csv"
+    trials.to_csv(path, index=False)
+    result = run(str(path), "--out", str(tmp_path / "out"), "--mixed")
+    assert result.exit_code == 0, result.output
+    assert "within design" in result.stderr
+    scores = pd.read_csv(tmp_path / "out" / "human_scores.csv").set_index("model")
+    assert list(scores.index) == ["A", "B"]
+    real = trials[trials["is_real"]]
+    real_rate = (real["response"] == "generated").groupby(real["participant"]).mean()
+    assert scores.loc["A", "real_error_rate"] == pytest.approx(real_rate.mean())
+    assert scores.loc["B", "real_error_rate"] == pytest.approx(real_rate.mean())
+    assert scores["mixed_error_rate"].notna().all()
+    mixed = pd.read_csv(tmp_path / "out" / "mixed_fit.csv")
+    assert "model[T.real]" in set(mixed["term"])

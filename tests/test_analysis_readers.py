@@ -242,3 +242,15 @@ def test_images_file_is_not_participants(shared_data):
     path = shared_data / PUBLISHED / "per_image/lsun_labeled_data.csv"
     with pytest.raises(ValueError, match="read_images"):
         read_participants(path)
+
+
+def test_file_format_skips_detection(export_csv, tmp_path):
+    frame = pd.read_csv(export_csv).drop(columns="kind")
+    path = tmp_path / "nokind.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValueError, match="cannot tell the format"):
+        read_participants(path)
+    with pytest.raises(ValueError, match=r"lacks the column.*kind"):
+        read_participants(path, file_format="trials")
+    with pytest.raises(ValueError, match="file_format must be one of"):
+        read_participants(path, file_format="images")

@@ -45,6 +45,10 @@ OUTPUT_TABLES = (
     "rt_histogram",
 )
 
+# Tables written into the --json document; the long ones (participants,
+# images, rt_histogram) are only named under "files".
+JSON_TABLES = ("human_scores", "exclusions", "image_scores", "mixed_fit")
+
 # Response-time histogram bins (ms): 100 ms wide up to 5 s, then one open bin.
 RT_BIN_EDGES_MS = np.r_[np.arange(0.0, 5001.0, 100.0), np.inf]
 
@@ -97,6 +101,8 @@ class Inputs:
     trials: list[Path] = field(default_factory=list)
     participants: list[Path] = field(default_factory=list)
     images: list[Path] = field(default_factory=list)
+    # With --format, the per-participant files are read as that format.
+    participant_format: str | None = None
 
 
 @click.command(epilog=_epilog())
@@ -192,7 +198,9 @@ class Inputs:
     "--json",
     "as_json",
     is_flag=True,
-    help="Write a JSON document with every table to stdout (messages go to stderr).",
+    help="Write a JSON document to stdout (messages go to stderr): settings, "
+    "warnings, output files, and the rows of human_scores, exclusions, "
+    "image_scores and mixed_fit.",
 )
 def fit(
     inputs: tuple[str, ...],
@@ -264,7 +272,8 @@ def fit(
     }
     (out / "fit.json").write_text(json.dumps(info, indent=2) + "\n")
     if as_json:
-        document = {**info, **{name: _records(t) for name, t in tables.items()}}
+        summaries = {n: _records(t) for n, t in tables.items() if n in JSON_TABLES}
+        document = {**info, **summaries}
         click.echo(json.dumps(document, indent=2, allow_nan=False))
     else:
         _echo_summary(tables, out)
@@ -272,6 +281,8 @@ def fit(
 
 def _sort_inputs(inputs: tuple[str, ...], input_format: str) -> Inputs:
     files = Inputs()
+    if input_format in ("participants", "participant_table"):
+        files.participant_format = input_format
     for name in inputs:
         path = Path(name)
         try:
@@ -289,52 +300,53 @@ def _sort_inputs(inputs: tuple[str, ...], input_format: str) -> Inputs:
 
 def _analyse(files, dataset, aliases, rules, mixed, confidence, n_boot, seed):
     """Read, exclude, score; return the output tables by name."""
-    participant_tables, exclusion_tables, trial_frames = [], [], []
-    main = None
+    # Frames by role; their dataset and model names are unified together.
+    frames: dict[str, pd.DataFrame] = {}
+    exclusion_tables = []
     if files.trials:
         trials = read_trials(files.trials, dataset=dataset, aliases=aliases)
         before = trials.loc[trials["kind"] == "main", ["dataset", "model"]]
         excluded = apply_exclusions(trials, rules)
         exclusion_tables.append(excluded.table)
-        main = assign_real_trials(main_trials(excluded.trials))
-        _warn_lost_models(before, main)
-        participant_tables.append(participants_from_trials(main))
-        trial_frames.append(main)
+        # One row per answered main trial; within designs leave real trials
+        # without a model. ``main`` repeats those for each of the
+        # participant's models, as the per-model scores need.
+        frames["answered"] = main_trials(excluded.trials)
+        frames["main"] = assign_real_trials(frames["answered"])
+        _warn_lost_models(before, frames["main"])
+        frames["from_trials"] = participants_from_trials(frames["main"])
     if files.participants:
-        published = read_participants(
-            files.participants, dataset=dataset, aliases=aliases
+        frames["from_files"] = read_participants(
+            files.participants,
+            dataset=dataset,
+            aliases=aliases,
+            file_format=files.participant_format,
         )
-        participant_tables.append(published)
-    images = None
     if files.images:
-        images = read_images(files.images, dataset=dataset, aliases=aliases)
-
-    frames = [*participant_tables, *trial_frames] + (
-        [images] if images is not None else []
-    )
-    frames = unify_names(frames, aliases)
-    participant_tables = frames[: len(participant_tables)]
-    if main is not None:
-        main = frames[len(participant_tables)]
-    if images is not None:
-        images = frames[-1]
+        frames["images"] = read_images(files.images, dataset=dataset, aliases=aliases)
+    frames = dict(zip(frames, unify_names(list(frames.values()), aliases), strict=True))
+    main = frames.get("main")
 
     tables: dict[str, pd.DataFrame] = {}
-    if participant_tables:
-        _check_disjoint(participant_tables)
-        participants = participant_sdt(pd.concat(participant_tables, ignore_index=True))
-        from_files = sorted(
-            set(participants["dataset"]) - set(() if main is None else main["dataset"])
-        )
-        if from_files:
-            exclusion_tables.append(no_exclusions(from_files, rules))
-        mixed_models, mixed_table = None, None
+    people = [frames[k] for k in ("from_trials", "from_files") if k in frames]
+    if people:
+        _check_disjoint(frames.get("from_trials"), frames.get("from_files"))
+        participants = participant_sdt(pd.concat(people, ignore_index=True))
+        if "from_files" in frames:
+            datasets = sorted(frames["from_files"]["dataset"].unique())
+            exclusion_tables.append(no_exclusions(datasets, rules))
+        mixed_models = None
         if mixed:
             from analysis.mixed import mixed_fit
 
-            result = mixed_fit(main, seed=seed)
+            # Real trials of a within design have no model: they enter the
+            # fit once, as their own level, instead of once per model.
+            answered = frames["answered"]
+            result = mixed_fit(
+                answered.assign(model=answered["model"].fillna("real")), seed=seed
+            )
             mixed_models = result.models
-            mixed_table = _mixed_table(result)
+            tables["mixed_fit"] = _mixed_table(result)
         tables["human_scores"] = human_scores(
             participants,
             main,
@@ -345,8 +357,6 @@ def _analyse(files, dataset, aliases, rules, mixed, confidence, n_boot, seed):
         )
         tables["participants"] = participants
         tables["exclusions"] = pd.concat(exclusion_tables, ignore_index=True)
-        if mixed_table is not None:
-            tables["mixed_fit"] = mixed_table
     else:
         warnings.warn(
             "only per-image input: human_scores.csv needs per-participant or "
@@ -354,10 +364,10 @@ def _analyse(files, dataset, aliases, rules, mixed, confidence, n_boot, seed):
             stacklevel=2,
         )
     image_tables = []
-    if main is not None:
-        image_tables.append(images_from_trials(main))
-    if images is not None:
-        image_tables.append(images)
+    if "answered" in frames:
+        image_tables.append(images_from_trials(frames["answered"]))
+    if "images" in frames:
+        image_tables.append(frames["images"])
     if image_tables:
         tables["images"] = pd.concat(image_tables, ignore_index=True)
         tables["image_scores"] = image_summary(tables["images"])
@@ -399,11 +409,10 @@ def _mixed_table(result) -> pd.DataFrame:
     return pd.concat([fixed[columns], variance[columns]], ignore_index=True)
 
 
-def _check_disjoint(tables: list[pd.DataFrame]) -> None:
-    if len(tables) < 2:
+def _check_disjoint(from_trials, from_files) -> None:
+    if from_trials is None or from_files is None:
         return
-    trial_sets, file_sets = set(tables[0]["dataset"]), set(tables[1]["dataset"])
-    both = sorted(trial_sets & file_sets)
+    both = sorted(set(from_trials["dataset"]) & set(from_files["dataset"]))
     if both:
         raise ValueError(
             f"dataset(s) {', '.join(both)} come both from per-trial exports and "
