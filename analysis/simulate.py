@@ -30,15 +30,16 @@ _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 
 
 def marginal_error_rate(
-    logit_error: float | np.ndarray, sd: float | np.ndarray
+    logit_error: float | Sequence[float] | np.ndarray,
+    sd: float | Sequence[float] | np.ndarray,
 ) -> np.ndarray:
     """Error rate averaged over normal random effects on the logit scale.
 
     Parameters
     ----------
-    logit_error : float or array
+    logit_error : float or array-like
         Logit of the error probability at zero random effects.
-    sd : float or array
+    sd : float or array-like
         Standard deviation of the summed random effects (for independent
         participant and image effects ``sqrt(sd_p**2 + sd_i**2)``).
 

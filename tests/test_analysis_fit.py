@@ -337,3 +337,27 @@ def test_within_design_export(tmp_path):
     assert scores["mixed_error_rate"].notna().all()
     mixed = pd.read_csv(tmp_path / "out" / "mixed_fit.csv")
     assert "model[T.real]" in set(mixed["term"])
+
+
+def test_model_emptied_by_exclusions_is_named(export_csv, tmp_path):
+    trials = pd.read_csv(export_csv)
+    trials.loc[trials["model"] == "model_03", "session_status"] = "returned"
+    path = tmp_path / "emptied.csv"
+    trials.to_csv(path, index=False)
+    result = run(str(path), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0
+    assert "no participants left after exclusions for: simulated/model_03" in (
+        result.stderr
+    )
+    scores = pd.read_csv(tmp_path / "out" / "human_scores.csv")
+    assert list(scores["model"]) == ["model_01", "model_02"]
+
+
+def test_everything_excluded_exits_1(export_csv, tmp_path):
+    trials = pd.read_csv(export_csv).assign(session_status="abandoned")
+    path = tmp_path / "abandoned.csv"
+    trials.to_csv(path, index=False)
+    result = run(str(path), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert "no answered main trials left after exclusions" in result.output
+    assert "incomplete_session (24 participants)" in result.output

@@ -308,6 +308,7 @@ def _analyse(files, dataset, aliases, rules, mixed, confidence, n_boot, seed):
         before = trials.loc[trials["kind"] == "main", ["dataset", "model"]]
         excluded = apply_exclusions(trials, rules)
         exclusion_tables.append(excluded.table)
+        _check_left(excluded)
         # One row per answered main trial; within designs leave real trials
         # without a model. ``main`` repeats those for each of the
         # participant's models, as the per-model scores need.
@@ -409,6 +410,23 @@ def _mixed_table(result) -> pd.DataFrame:
     return pd.concat([fixed[columns], variance[columns]], ignore_index=True)
 
 
+def _check_left(excluded) -> None:
+    left = excluded.trials
+    if ((left["kind"] == "main") & left["response"].notna()).any():
+        return
+    table = excluded.table
+    dropped = table[table["n_trials"] > 0]
+    reasons = ", ".join(
+        f"{r.reason} ({r.n_participants} participants)" for r in dropped.itertuples()
+    )
+    raise ValueError(
+        "no answered main trials left after exclusions"
+        + (f"; dropped: {reasons}" if reasons else "")
+        + ". Relax the rules (--keep-incomplete, --max-failed-checks, "
+        "--min-median-rt-ms, --keep-timing-invalid) or check the input"
+    )
+
+
 def _check_disjoint(from_trials, from_files) -> None:
     if from_trials is None or from_files is None:
         return
@@ -457,7 +475,7 @@ def _records(table: pd.DataFrame) -> list[dict]:
     """Rows as JSON-safe dicts: NaN and NA become null, numpy scalars plain."""
     rows = []
     for row in table.to_dict(orient="records"):
-        clean = {}
+        clean: dict[str, object] = {}
         for key, value in row.items():
             if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
                 clean[key] = None
