@@ -68,12 +68,16 @@ def run_page(url: str, exposures: list[int], trials: int, seed: int) -> dict:
             browser.close()
 
 
-def observe(trial: dict, frames: np.ndarray, interval: float) -> tuple[float, int]:
-    """Return the observed duration (ms) and frames of one trial's stimulus.
+def observe(
+    trial: dict, frames: np.ndarray, interval: float
+) -> tuple[float, int, bool]:
+    """Return the observed duration (ms) and frames of one trial's stimulus,
+    and whether the page stalled while it was on.
 
     The stimulus is on from the first frame that shows its code to the first
     later frame that does not; frames are refresh intervals between the two
-    frame timestamps, as a display counts them.
+    frame timestamps, as a display counts them. A stall is a gap of more than
+    1.5 intervals between observed frames: the page produced no frame then.
     """
     # Frames from the trial's start on; the stimulus's end may come late when
     # the page stalled, so the search is not cut off at the trial's end.
@@ -82,13 +86,15 @@ def observe(trial: dict, frames: np.ndarray, interval: float) -> tuple[float, in
     before_end = codes[: np.searchsorted(stamps, trial["end"])]
     shown = np.flatnonzero(before_end == trial["code"])
     if shown.size == 0:
-        return 0.0, 0
+        return 0.0, 0, False
     first = shown[0]
     after = np.flatnonzero(codes[first:] != trial["code"])
     if after.size == 0:
         raise RuntimeError(f"trial {trial} has no frame after its stimulus")
-    duration = float(stamps[first + after[0]] - stamps[first])
-    return duration, round(duration / interval)
+    last = first + after[0]
+    duration = float(stamps[last] - stamps[first])
+    stalled = bool(np.any(np.diff(stamps[first : last + 1]) > 1.5 * interval))
+    return duration, round(duration / interval), stalled
 
 
 def summarise(data: dict) -> list[dict]:
@@ -103,8 +109,9 @@ def summarise(data: dict) -> list[dict]:
                 t for t in trials if (t["frames"], t["method"]) == (exposure, method)
             ]
             observed = [observe(t, frames, interval) for t in chosen]
-            errors = np.array([d - exposure * interval for d, _ in observed])
-            exact = np.array([n == exposure for _, n in observed])
+            errors = np.array([d - exposure * interval for d, _, _ in observed])
+            exact = np.array([n == exposure for _, n, _ in observed])
+            stalled = np.array([s for _, _, s in observed])
             row = {
                 "exposure_frames": exposure,
                 "method": method,
@@ -113,12 +120,14 @@ def summarise(data: dict) -> list[dict]:
                 "error_mean_ms": float(errors.mean()),
                 "error_sd_ms": float(errors.std(ddof=1)),
                 "error_max_abs_ms": float(np.abs(errors).max()),
+                "stalled": int(stalled.sum()),
+                "inexact_stalled": int((~exact & stalled).sum()),
             }
             if method == "raf":
                 # The presenter's own count, against the observer's.
                 reported = np.array([t["achieved"] for t in chosen])
                 row["self_report_agrees"] = float(
-                    (reported == np.array([n for _, n in observed])).mean()
+                    (reported == np.array([n for _, n, _ in observed])).mean()
                 )
             rows.append(row)
     return rows
@@ -134,14 +143,16 @@ def report(data: dict, rows: list[dict]) -> str:
         f"observer frames logged: {len(data['frames'])}",
         "",
         f"{'exposure':>8}  {'method':<22}{'n':>5}  {'exact':>7}  "
-        f"{'mean err ms':>11}  {'SD err ms':>9}  {'max|err| ms':>11}",
+        f"{'mean err ms':>11}  {'SD err ms':>9}  {'max|err| ms':>11}  "
+        f"{'stalled':>7}  {'inexact in stall':>16}",
     ]
     for row in rows:
         lines.append(
             f"{row['exposure_frames']:>6} f  {METHODS[row['method']]:<22}"
             f"{row['n']:>5}  {100 * row['exact_share']:>6.1f}%  "
             f"{row['error_mean_ms']:>11.2f}  {row['error_sd_ms']:>9.2f}  "
-            f"{row['error_max_abs_ms']:>11.2f}"
+            f"{row['error_max_abs_ms']:>11.2f}  {row['stalled']:>7}  "
+            f"{row['inexact_stalled']:>16}"
         )
     lines.append("")
     lines.append("ratios, setTimeout / rAF (same run):")

@@ -142,8 +142,14 @@ function sleep(ms, signal) {
   });
 }
 
-/** Call `fn` until it succeeds, retrying network and server trouble with backoff. */
-export async function withRetry(fn, { onRetry = () => {}, attempts = Infinity } = {}) {
+/**
+ * Call `fn` until it succeeds, retrying network and server trouble with
+ * backoff; `retryable(error)` decides what is worth another try.
+ */
+export async function withRetry(
+  fn,
+  { onRetry = () => {}, attempts = Infinity, retryable = isRetryable } = {},
+) {
   const signal = { wake: null };
   const wake = () => signal.wake && signal.wake();
   window.addEventListener("online", wake);
@@ -152,7 +158,7 @@ export async function withRetry(fn, { onRetry = () => {}, attempts = Infinity } 
       try {
         return await fn();
       } catch (error) {
-        if (!isRetryable(error) || attempt + 1 >= attempts) throw error;
+        if (!retryable(error) || attempt + 1 >= attempts) throw error;
         onRetry(error, attempt);
         await sleep(backoffDelay(attempt), signal);
       }

@@ -8,7 +8,7 @@
 // the runner waits for the network only at the end of a block and at
 // completion, and for practice feedback.
 
-import { Api, ApiError, NetworkError, SendQueue, withRetry } from "./api.js";
+import { Api, ApiError, isRetryable, NetworkError, SendQueue, withRetry } from "./api.js";
 import { mount } from "./dom.js";
 import { KeyMapping } from "./keys.js";
 import { preloadBlock, releaseBitmaps } from "./preload.js";
@@ -102,8 +102,12 @@ export class Runner {
       device_pixel_ratio: window.devicePixelRatio || 1,
     };
     screens.message(this.app, "Starting", "Preparing your session...");
+    // 503 at the start means the study is full or paused, not a hiccup.
+    const retryable = (error) => isRetryable(error) && error.status !== 503;
     try {
-      return await withRetry(() => this.api.startSession(this.boot.study, body));
+      return await withRetry(() => this.api.startSession(this.boot.study, body), {
+        retryable,
+      });
     } catch (error) {
       await this.explainStartError(error);
       return null;
@@ -116,6 +120,9 @@ export class Runner {
       410: ["The study is closed", "This study no longer takes participants. Thank you for your interest."],
       403: ["You cannot take part again", "Our records show that you have already taken part in this study."],
     };
+    if (error.status === 422 && error.field === "window") {
+      texts[422] = ["Please enlarge this window", `${error.message} Enlarge the window, then reload this page.`];
+    }
     const [title, text] = texts[error.status] || [
       "The study could not start",
       `Something went wrong while starting the study (${error.message}). Please reload the page to try again.`,
@@ -252,6 +259,18 @@ export class Runner {
         lines: [
           `First, ${block.size} practice images. After each answer you will see whether it was right.`,
         ],
+        isBreak: false,
+      };
+    }
+    if (state.next_position > block.first) {
+      // Back after a reload in the middle of a block.
+      return {
+        title: "Continue",
+        lines: [
+          `You have answered ${done} of ${total} images. The rest of part ${index + 1} ` +
+            `of ${mains.length} comes next.`,
+        ],
+        isBreak: false,
       };
     }
     if (done === 0) {
