@@ -187,12 +187,22 @@ def request_schemas() -> dict[str, Schema]:
             },
             RESPONSE_REQUIRED,
         ),
+        "BatchItem": batch_item,
         "BatchRequest": obj(
             {
                 "responses": {
                     "type": "array",
                     "maxItems": trials.MAX_BATCH,
-                    "items": batch_item,
+                    # Items are checked one by one, as if PUT: a bad item is
+                    # answered in its result (400, 404, 409, 422...), and the
+                    # request as a whole is still 200.
+                    "items": {
+                        "description": (
+                            "A BatchItem: a response as for PUT plus its "
+                            "position. Each is checked on its own; an invalid "
+                            "one gets its error status in its result."
+                        )
+                    },
                 }
             },
             ("responses",),

@@ -127,6 +127,12 @@ def test_request_examples_are_valid_and_invalid_bodies_are_not():
             assert schema_errors(media["schema"], media["example"]) == []
             examples += 1
     assert examples == 6
+    batch_item = spec()["components"]["schemas"]["BatchItem"]
+    batch = spec()["paths"]["/sessions/{token}/responses"]["post"]
+    for item in batch["requestBody"]["content"]["application/json"]["example"][
+        "responses"
+    ]:
+        assert schema_errors(batch_item, item) == []
     put = request_schema("put", f"{API}/sessions/x/trials/0")
     for bad in (
         response_body("maybe"),
