@@ -488,27 +488,42 @@ def canonical_names(
     """
     aliases = aliases or Aliases()
     frame = frame.copy()
+    columns = ["dataset", "model"] if "model" in frame.columns else ["dataset"]
+    # Work on the distinct names (in the order first met), then map back:
+    # a per-trial export repeats each name on every row.
+    missing = "\x00"
+    keyed = frame[columns].astype("string").fillna(missing)
+    pairs = keyed.drop_duplicates().reset_index(drop=True)
     changes: list[str] = []
-    frame["dataset"] = _unify(
-        frame["dataset"], frame["dataset"].map(aliases.dataset_key), changes
+    unified = pairs.copy()
+    unified["dataset"] = _unify(
+        pairs["dataset"], pairs["dataset"].map(aliases.dataset_key), changes
     )
-    if "model" in frame.columns:
-        has_model = frame["model"].notna()
+    if "model" in columns:
+        has_model = pairs["model"] != missing
         keys = pd.Series(
             [
                 aliases.model_key(m, d)
                 for d, m in zip(
-                    frame.loc[has_model, "dataset"],
-                    frame.loc[has_model, "model"],
+                    pairs.loc[has_model, "dataset"],
+                    pairs.loc[has_model, "model"],
                     strict=True,
                 )
             ],
-            index=frame.index[has_model],
+            index=pairs.index[has_model],
             dtype="string",
         )
-        keys = frame.loc[has_model, "dataset"].map(aliases.dataset_key) + "/" + keys
-        frame.loc[has_model, "model"] = _unify(
-            frame.loc[has_model, "model"], keys, changes
+        keys = pairs.loc[has_model, "dataset"].map(aliases.dataset_key) + "/" + keys
+        unified.loc[has_model, "model"] = _unify(
+            pairs.loc[has_model, "model"], keys, changes
+        )
+    position = pd.MultiIndex.from_frame(pairs).get_indexer(
+        pd.MultiIndex.from_frame(keyed)
+    )
+    for column in columns:
+        values = unified[column].to_numpy()[position]
+        frame[column] = pd.Series(values, index=frame.index, dtype="string").replace(
+            missing, pd.NA
         )
     if changes:
         warnings.warn(

@@ -77,11 +77,11 @@ def test_cluster_glm_matches_statsmodels_unequal_trials(small_study):
     np.testing.assert_allclose(mine["rate"], means, rtol=1e-12)
 
 
-def test_cluster_glm_interval_is_wald_on_logit(small_study):
+def test_cluster_glm_interval_is_wald_on_logit_with_t(small_study):
     trials, _ = small_study
     table = cluster_glm(trials, confidence=0.9)
-    z = 1.6448536269514722  # qnorm(0.95) in R
-    expected = 1 / (1 + np.exp(-(table["logit"] + z * table["logit_se"])))
+    q = 1.833112932656237  # qt(0.95, df = 10 - 1) in R: 10 participants
+    expected = 1 / (1 + np.exp(-(table["logit"] + q * table["logit_se"])))
     np.testing.assert_allclose(table["ci_high"], expected, rtol=1e-12)
     assert (table["n_participants"] == 10).all()
     assert (table["ci_low"] < table["rate"]).all()
