@@ -263,6 +263,27 @@ class Participant:
         return self.client.post(f"{API}/sessions/{self.token}/complete", json=body)
 
 
+def without_random_parts(document: Any) -> str:
+    """JSON text of ``document`` with tokens and image URLs blanked.
+
+    Random base64 text contains short words such as ``m1`` by chance, so
+    tests that look for leaked names search this text instead.
+    """
+    import json
+
+    def blank(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: "-" if k in ("token", "image_url") else blank(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [blank(v) for v in value]
+        return value
+
+    return json.dumps(blank(document))
+
+
 def snapshot(app: Flask) -> dict[str, list[tuple]]:
     """Every row of the session, trial and participant tables, in id order."""
     from study_server.db import db
