@@ -386,9 +386,7 @@ def test_timestamps_are_formatted_alike_in_sql_and_python(app, study):
 
 
 def test_sqlite_times_stored_without_microseconds(app, study):
-    from conftest import on_postgres
-
-    if on_postgres():
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         pytest.skip("SQLite's text storage of timestamps")
     with app.app_context():
         db.session.execute(
