@@ -28,6 +28,7 @@ import platform
 import random
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -400,6 +401,9 @@ def main(
     keep: bool,
 ) -> None:
     """Run simulated participants against gunicorn and reconcile every response."""
+    # A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the server is
+    # stopped and the database dropped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     shape = StudyShape(per_session=trials - trials % 2)
     behaviour = Behaviour(
         think_s=think_ms / 1000,

@@ -236,6 +236,9 @@ class Gunicorn:
             "2048",
             "--error-logfile",
             str(self.log_path),
+            # Import the app once in the master: a worker killed mid-load is
+            # replaced by a fork in milliseconds instead of a fresh import.
+            "--preload",
         ]
         if options.worker_class == "gthread":
             command += ["--threads", str(options.threads)]
