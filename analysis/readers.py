@@ -913,27 +913,25 @@ def unify_names(
         Copies with respelled ``dataset`` and ``model`` (see
         :func:`canonical_names`, which warns about every respelling).
     """
+    missing = "\x00"
+
+    def keyed(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[["dataset", "model"]].astype("string").fillna(missing)
+
     names = pd.concat(
-        [f[["dataset", "model"]].drop_duplicates() for f in frames], ignore_index=True
-    ).drop_duplicates()
-    unified = canonical_names(names, aliases)
-    mapping = {
-        (old_d, old_m): (new_d, new_m)
-        for (old_d, old_m), (new_d, new_m) in zip(
-            names.itertuples(index=False, name=None),
-            unified.itertuples(index=False, name=None),
-            strict=True,
-        )
-    }
+        [keyed(f).drop_duplicates() for f in frames], ignore_index=True
+    ).drop_duplicates(ignore_index=True)
+    unified = canonical_names(names.replace(missing, pd.NA), aliases)
+    unified = unified.astype("string").fillna(missing)
+    lookup = pd.MultiIndex.from_frame(names)
     out = []
     for frame in frames:
-        pairs = [
-            mapping[(d, m)]
-            for d, m in frame[["dataset", "model"]].itertuples(index=False, name=None)
-        ]
+        position = lookup.get_indexer(pd.MultiIndex.from_frame(keyed(frame)))
         frame = frame.copy()
-        if pairs:
-            frame["dataset"] = pd.array([d for d, _ in pairs], dtype="string")
-            frame["model"] = pd.array([m for _, m in pairs], dtype="string")
+        for column in ("dataset", "model"):
+            values = unified[column].to_numpy()[position]
+            frame[column] = pd.Series(
+                values, index=frame.index, dtype="string"
+            ).replace(missing, pd.NA)
         out.append(frame)
     return out

@@ -260,7 +260,8 @@ def _cluster_glm_one(trials, confidence, participant, image, outcome, weighted):
     score = w * (y - rate[m])
     info = sum_w * rate * (1 - rate)
 
-    pairs = pd.factorize(pd.MultiIndex.from_arrays([people, images]))[0]
+    # Participant x image cells, coded as one integer each.
+    pairs = pd.factorize(people.astype(np.int64) * (images.max() + 1) + images)[0]
     cov = np.zeros((k, k))
     for groups, sign in ((people, 1.0), (images, 1.0), (pairs, -1.0)):
         cov += sign * _cluster_meat(groups, m, score, k, n)
