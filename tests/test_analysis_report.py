@@ -117,3 +117,15 @@ def test_report_without_fit_exits_1(tmp_path):
     result = invoke("report", str(tmp_path))
     assert result.exit_code == 1
     assert "human_scores.csv" in result.output and "analysis fit" in result.output
+
+
+def test_report_lists_mixed_fit_and_image_summaries(trial_fit, tmp_path):
+    folder, _ = trial_fit
+    export = folder.parent / "trials.csv"
+    out = tmp_path / "fit"
+    assert invoke("fit", str(export), "--out", str(out), "--mixed").exit_code == 0
+    assert invoke("report", str(out)).exit_code == 0
+    page = (out / "report.html").read_text()
+    assert "Mixed-effects fit" in page and "sd(participant)" in page
+    assert "not an interval" in page
+    assert "Per-image summaries" in page and "pooled_fake_error_rate" in page
