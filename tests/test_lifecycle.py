@@ -380,6 +380,28 @@ def test_abandon_command_frees_the_place_of_a_silent_participant(
     assert "no study with slug 'nope'" in result.output
 
 
+def test_a_silent_participant_frees_the_place_at_the_next_arrival(
+    app, client, make_study
+):
+    study = small_study(make_study, models=("m1",), recruitment={"target_per_model": 1})
+    assert Participant(client, study, "PID-silent").start().status_code == 201
+    late = Participant(client, study, "PID-late")
+    assert late.start().status_code == 503
+    with app.app_context():
+        db.session.execute(
+            db.update(Session).values(last_seen_at=utcnow() - timedelta(hours=2))
+        )
+        db.session.commit()
+
+    # No command ran: the arrival itself abandons the silent session first.
+    assert late.start().status_code == 201
+    with app.app_context():
+        statuses = db.session.scalars(select(Session.status).order_by(Session.id))
+        assert list(statuses) == ["abandoned", "active"]
+    [event] = events(app)
+    assert (event.actor, event.data["to"]) == ("system", "abandoned")
+
+
 def test_dashboard_abandons_before_counting(app, researcher_client):
     study = make_study_row(app)
     make_session(app, study, started_at=utcnow() - timedelta(hours=2))

@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..models import Event, Participant, Session, Study, Trial
 from ..studyfile import StudySettings
-from . import assignment, platforms, timing, validate
+from . import assignment, lifecycle, platforms, timing, validate
 
 events_log = logging.getLogger("study_server.events")
 
@@ -369,6 +369,8 @@ def _start(
         )
     _check_window(settings, request["window"])
     models = assignment.study_models(study.id)
+    # Sessions silent past the study's limit free their places before the count.
+    lifecycle.abandon_inactive_sessions(study, commit=False)
     model = assignment.choose_model(study, settings, models, rng)
     session = _create(study, settings, arrival, model, request, user_agent)
     planned = assignment.plan_session(study, settings, model, models, rng)
