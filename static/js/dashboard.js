@@ -29,12 +29,13 @@ function fillTable(table, header, rows, numeric = []) {
   table.replaceChildren();
   const head = el("thead");
   const headRow = el("tr");
-  header.forEach((name, i) => headRow.append(el("th", name, numeric.includes(i) ? "num" : "")));
+  const align = (i) => (numeric.includes(i) ? "num" : "");
+  header.forEach((name, i) => headRow.append(el("th", name, align(i))));
   head.append(headRow);
   const body = el("tbody");
   rows.forEach((row) => {
     const tr = el("tr");
-    row.forEach((cell, i) => tr.append(el("td", cell, numeric.includes(i) ? "num" : "")));
+    row.forEach((cell, i) => tr.append(el("td", cell, align(i))));
     body.append(tr);
   });
   if (rows.length === 0) {
@@ -76,7 +77,8 @@ function drawSummary(data) {
   const timing = data.timing;
   fillList(document.getElementById("timing"), [
     ["main trials answered", timing.answered],
-    ["timing invalid", `${timing.timing_invalid} (${pct(timing.timing_invalid_share)})`],
+    ["timing invalid",
+      `${timing.timing_invalid} (${pct(timing.timing_invalid_share)})`],
     ["page hidden", timing.visibility_lost],
     ["focus lost", timing.focus_lost],
   ]);
@@ -92,7 +94,8 @@ function drawSummary(data) {
 function rateCell(rate) {
   if (!rate) return "n/a";
   if (rate.n === 0) return "–";
-  return `${pct(rate.rate)} [${pct(rate.ci_low)}, ${pct(rate.ci_high)}] (${rate.errors}/${rate.n})`;
+  const interval = `[${pct(rate.ci_low)}, ${pct(rate.ci_high)}]`;
+  return `${pct(rate.rate)} ${interval} (${rate.errors}/${rate.n})`;
 }
 
 function drawErrorTable(data) {
@@ -162,12 +165,14 @@ function drawCharts(data) {
     { type: "bar", name: "active", x: progress.map((p) => p.model),
       y: progress.map((p) => p.active), marker: { color: "#8fb3e8" } },
   ];
-  const progressLayout = { barmode: "stack", margin, yaxis: { title: { text: "sessions" } },
+  const progressLayout = {
+    barmode: "stack", margin, yaxis: { title: { text: "sessions" } },
     legend: LEGEND };
   if (target) {
     progressLayout.shapes = [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: target,
       y1: target, line: { dash: "dash", color: "#555" } }];
-    progressLayout.annotations = [{ xref: "paper", x: 1, y: target, text: `target ${target}`,
+    progressLayout.annotations = [{
+      xref: "paper", x: 1, y: target, text: `target ${target}`,
       showarrow: false, yanchor: "bottom", xanchor: "right" }];
   }
   window.Plotly.react("chart-progress", progressTraces, progressLayout, PLOT_CONFIG);
@@ -197,7 +202,9 @@ function drawCharts(data) {
   window.Plotly.react("chart-rt", rtTraces, {
     barmode: "overlay", margin, legend: LEGEND,
     xaxis: {
-      title: { text: `response time (ms); the last bar holds ${rt.max_ms} ms and more` },
+      title: {
+        text: `response time (ms); the last bar holds ${rt.max_ms} ms and more`,
+      },
       range: [0, rt.max_ms + rt.bin_ms], dtick: 500 },
     yaxis: { title: { text: "trials" } },
   }, PLOT_CONFIG);
@@ -209,7 +216,8 @@ function draw(data) {
   drawTables(data);
   drawCharts(data);
   const updated = document.getElementById("updated");
-  updated.textContent = `Updated ${data.generated_at.replace("T", " ")}; refreshes every ${refreshMs / 1000} s.`;
+  const at = data.generated_at.replace("T", " ");
+  updated.textContent = `Updated ${at}; refreshes every ${refreshMs / 1000} s.`;
   updated.parentElement.classList.remove("stale");
   root.dataset.loaded = "true";
 }
