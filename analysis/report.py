@@ -145,8 +145,10 @@ def _overview(scores: pd.DataFrame, info: dict) -> str:
     methods = ", ".join(sorted(scores["ci_method"].dropna().astype(str).unique()))
     level = scores["ci_level"].dropna()
     level_text = f"{100 * level.iloc[0]:g}%" if len(level) else "95%"
+    n_datasets = scores["dataset"].nunique()
     lines = [
-        f"<p>{len(scores)} models in {scores['dataset'].nunique()} datasets, "
+        f"<p>{len(scores)} models in {n_datasets} "
+        f"dataset{'' if n_datasets == 1 else 's'}, "
         f"{int(scores['n_participants'].sum())} participants and "
         f"{int(scores['n_trials'].sum())} main trials after exclusions. "
         f"Intervals: {level_text}, method {html.escape(methods)} "
