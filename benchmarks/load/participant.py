@@ -55,6 +55,7 @@ class RunStats:
     retries: int = 0
     dropped: int = 0
     connection_errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
     statuses: dict[int, int] = field(default_factory=dict)
     replays: int = 0
     images: int = 0
@@ -146,8 +147,10 @@ class Participant:
                 ) as answer:
                     payload = await answer.read()
                     status = answer.status
-            except (TimeoutError, aiohttp.ClientError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                kind = type(exc).__name__
                 self.stats.connection_errors += 1
+                self.stats.error_kinds[kind] = self.stats.error_kinds.get(kind, 0) + 1
                 status, payload = None, b""
             elapsed = time.perf_counter() - began
             if status is not None:

@@ -52,6 +52,7 @@ from server import (
     app_environment,
     free_port,
     load_study,
+    postgres_backend_cpu_s,
     write_study,
 )
 
@@ -85,12 +86,15 @@ class RunResult:
     requests: int
     retries: int
     connection_errors: int
+    error_kinds: dict[str, int]
     replays: int
     dropped: int
     statuses: dict[str, int]
     client_cpu_s: float
     client_core_share: float
     server_cpu_s: float
+    server_cpu_ms_per_request: float
+    postgres_cpu_s: float | None
     machine_busy_share: float
     load_before: float
     load_after: float
@@ -206,6 +210,9 @@ def run_one(
         client_cpu = time.process_time() - cpu_before
         busy_after, total_after = machine_busy_s()
         load_after = os.getloadavg()[0]
+        postgres_cpu = (
+            postgres_backend_cpu_s(database.name) if db_kind == "postgres" else None
+        )
         server.stop()
         children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_cpu = (children_after.ru_utime + children_after.ru_stime) - (
@@ -251,12 +258,15 @@ def run_one(
         requests=stats.requests,
         retries=stats.retries,
         connection_errors=stats.connection_errors,
+        error_kinds=stats.error_kinds,
         replays=stats.replays,
         dropped=stats.dropped,
         statuses={str(k): v for k, v in sorted(stats.statuses.items())},
         client_cpu_s=client_cpu,
         client_core_share=client_cpu / duration,
         server_cpu_s=server_cpu,
+        server_cpu_ms_per_request=1000 * server_cpu / max(stats.requests, 1),
+        postgres_cpu_s=postgres_cpu,
         machine_busy_share=(busy_after - busy_before) / (total_after - total_before),
         load_before=load_before,
         load_after=load_after,
@@ -286,13 +296,19 @@ def report(result: RunResult, reconciliation: list[str], failed: list) -> None:
     )
     click.echo(
         f"requests {r.requests}, retries {r.retries}, connection errors "
-        f"{r.connection_errors}, dropped on purpose {r.dropped}, replays "
-        f"acknowledged {r.replays}, statuses {r.statuses}"
+        f"{r.connection_errors} {r.error_kinds or ''}, dropped on purpose "
+        f"{r.dropped}, replays acknowledged {r.replays}, statuses {r.statuses}"
+    )
+    postgres = (
+        f"PostgreSQL backends {r.postgres_cpu_s:.1f} s; "
+        if r.postgres_cpu_s is not None
+        else ""
     )
     click.echo(
         f"CPU: client {r.client_cpu_s:.1f} s = {100 * r.client_core_share:.0f}% of "
-        f"one core; server (gunicorn) {r.server_cpu_s:.1f} s; machine busy "
-        f"{100 * r.machine_busy_share:.0f}% of {os.cpu_count()} cores; load "
+        f"one core; server (gunicorn) {r.server_cpu_s:.1f} s "
+        f"({r.server_cpu_ms_per_request:.1f} ms per request); {postgres}machine "
+        f"busy {100 * r.machine_busy_share:.0f}% of {os.cpu_count()} cores; load "
         f"average {r.load_before:.2f} -> {r.load_after:.2f}"
     )
     for line in reconciliation:
@@ -354,8 +370,8 @@ def parse_counts(ctx: click.Context, param: click.Parameter, value: str) -> list
     type=click.FloatRange(0, 0.9),
     help="With --fault drop-retry: share of requests first sent and dropped.",
 )
-@click.option("--workers", default=3, show_default=True, type=click.IntRange(1, 32))
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 32))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
 @click.option(
     "--worker-class",
     default="gthread",

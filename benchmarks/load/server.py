@@ -70,6 +70,29 @@ class Database:
         admin.dispose()
 
 
+def postgres_backend_cpu_s(name: str) -> float:
+    """CPU seconds used so far by the live server processes serving database ``name``.
+
+    Backends that already exited (a terminated connection) are not counted.
+    """
+    engine = sa.create_engine(POSTGRES_ADMIN_URI)
+    with engine.connect() as connection:
+        pids = connection.scalars(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
+            {"name": name},
+        ).all()
+    engine.dispose()
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime and stime are fields 14 and 15 of /proc/<pid>/stat.
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def app_environment(database: Database, secret_key: str) -> dict[str, str]:
     """The environment that configures the app for this run (see config.py)."""
     env = dict(os.environ)
@@ -189,8 +212,8 @@ def load_study(env: dict[str, str], study_file: Path) -> str:
 class ServerOptions:
     """How gunicorn runs the app."""
 
-    workers: int = 3
-    threads: int = 4
+    workers: int = 2
+    threads: int = 8
     worker_class: str = "gthread"
     graceful_timeout_s: int = 10
 
