@@ -51,7 +51,8 @@ export class NetworkError extends Error {
 }
 
 export function isRetryable(error) {
-  return error instanceof NetworkError || (error instanceof ApiError && RETRYABLE.has(error.status));
+  if (error instanceof NetworkError) return true;
+  return error instanceof ApiError && RETRYABLE.has(error.status);
 }
 
 /** Delay before retry number `attempt` (0-based), in ms. */

@@ -73,11 +73,15 @@ export class Runner {
     }
 
     this.keys = new KeyMapping(state.key_mapping);
-    await screens.instructions(this.app, this.boot.texts.instructions, this.keys, {
-      resumed: resumed && state.n_answered > 0,
-    });
-    await this.deviceCheck();
-    state = await this.refreshState();
+    // Back after every trial was answered (a reload on the debrief): straight
+    // to the debrief, no instructions or screen check needed.
+    if (state.next_position < state.n_trials) {
+      await screens.instructions(this.app, this.boot.texts.instructions, this.keys, {
+        resumed: resumed && state.n_answered > 0,
+      });
+      await this.deviceCheck();
+      state = await this.refreshState();
+    }
     this.exposure = new ExposureSchedule(state);
     await this.runToEnd(state);
   }
@@ -89,7 +93,8 @@ export class Runner {
       await screens.message(
         this.app,
         "No consent given",
-        "You chose not to take part, and nothing about you was stored. You can close this page now.",
+        "You chose not to take part, and nothing about you was stored. " +
+          "You can close this page now.",
       );
       return null;
     }
@@ -115,17 +120,25 @@ export class Runner {
   }
 
   async explainStartError(error) {
+    const thanks = "Thank you for your interest.";
     const texts = {
-      503: ["The study is not available", "The study is full or paused at the moment. Thank you for your interest."],
-      410: ["The study is closed", "This study no longer takes participants. Thank you for your interest."],
-      403: ["You cannot take part again", "Our records show that you have already taken part in this study."],
+      503: ["The study is not available", `The study is full or paused at the moment. ${thanks}`],
+      410: ["The study is closed", `This study no longer takes participants. ${thanks}`],
+      403: [
+        "You cannot take part again",
+        "Our records show that you have already taken part in this study.",
+      ],
     };
     if (error.status === 422 && error.field === "window") {
-      texts[422] = ["Please enlarge this window", `${error.message} Enlarge the window, then reload this page.`];
+      texts[422] = [
+        "Please enlarge this window",
+        `${error.message} Enlarge the window, then reload this page.`,
+      ];
     }
     const [title, text] = texts[error.status] || [
       "The study could not start",
-      `Something went wrong while starting the study (${error.message}). Please reload the page to try again.`,
+      `Something went wrong while starting the study (${error.message}). ` +
+        "Please reload the page to try again.",
     ];
     await screens.message(this.app, title, text);
   }
@@ -140,9 +153,10 @@ export class Runner {
       },
     });
     window.addEventListener("pagehide", () => this.queue.beacon());
-    document.addEventListener("visibilitychange", () =>
-      this.event(document.visibilityState === "hidden" ? "visibility_hidden" : "visibility_visible"),
-    );
+    document.addEventListener("visibilitychange", () => {
+      const hidden = document.visibilityState === "hidden";
+      this.event(hidden ? "visibility_hidden" : "visibility_visible");
+    });
     window.addEventListener("blur", () => this.event("blur"));
     window.addEventListener("focus", () => this.event("focus"));
     window.addEventListener("offline", () => this.event("offline"));
@@ -257,7 +271,8 @@ export class Runner {
       return {
         title: "Practice",
         lines: [
-          `First, ${block.size} practice images. After each answer you will see whether it was right.`,
+          `First, ${block.size} practice images. ` +
+            "After each answer you will see whether it was right.",
         ],
         isBreak: false,
       };
@@ -286,7 +301,8 @@ export class Runner {
     return {
       title: "Take a break",
       lines: [
-        `You have answered ${done} of ${total} images. Part ${index + 1} of ${mains.length} comes next.`,
+        `You have answered ${done} of ${total} images. ` +
+          `Part ${index + 1} of ${mains.length} comes next.`,
         "Rest as long as you like and start when you are ready.",
       ],
       isBreak: true,
@@ -296,7 +312,9 @@ export class Runner {
   async runBlock(block, state) {
     const served = await withRetry(() => this.api.block(this.token, block.block));
     const unsent = new Set(this.queue.unsentPositions());
-    const trials = served.trials.filter((t) => t.position >= state.next_position && !unsent.has(t.position));
+    const trials = served.trials.filter(
+      (t) => t.position >= state.next_position && !unsent.has(t.position),
+    );
     if (!trials.length) return;
     const intro = this.blockIntro(block, state);
     if (intro.isBreak) this.event("break_start", { block: block.block });
@@ -315,7 +333,9 @@ export class Runner {
 
   async runTrials(trials, bitmaps) {
     const stage = (this.stage = this.stage || new Stage(this.keys));
-    const size = this.boot.display.size || Math.max(...[...bitmaps.values()].map((b) => Math.max(b.width, b.height)));
+    const sides = [...bitmaps.values()].map((b) => Math.max(b.width, b.height));
+    // Display size 0 keeps the images' own size.
+    const size = this.boot.display.size || Math.max(...sides);
     stage.setSize(size);
     mount(this.app, stage.element);
     for (const trial of trials) {
@@ -383,7 +403,9 @@ async function start() {
     screens.message(
       app,
       "Something went wrong",
-      (offline ? "The connection to the study server was lost. " : "An unexpected error stopped the study. ") +
+      (offline
+        ? "The connection to the study server was lost. "
+        : "An unexpected error stopped the study. ") +
         "Your answers so far are saved. Please reload this page to continue.",
     );
     throw error;

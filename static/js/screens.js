@@ -50,7 +50,10 @@ function mappingList(keys) {
     "ul",
     { class: "mapping" },
     keys.ordered().map((response) =>
-      el("li", {}, [el("kbd", { text: keys.keyFor(response).toUpperCase() }), ` ${LABELS[response]}`]),
+      el("li", {}, [
+        el("kbd", { text: keys.keyFor(response).toUpperCase() }),
+        ` ${LABELS[response]}`,
+      ]),
     ),
   );
 }
@@ -62,7 +65,11 @@ export async function instructions(app, text, keys, { resumed = false } = {}) {
     attrs: { "data-autofocus": "" },
   });
   const intro = resumed
-    ? [el("p", { text: "Welcome back. Your earlier answers are saved; you continue where you left off." })]
+    ? [
+        el("p", {
+          text: "Welcome back. Your earlier answers are saved; you continue where you left off.",
+        }),
+      ]
     : [];
   mount(
     app,
@@ -101,7 +108,9 @@ export async function deviceResult(app, refresh, exposure) {
       [
         el("p", {
           id: "device-result",
-          text: `Your screen shows a new picture every ${interval} ms (${hz} Hz), measured over ${refresh.n_frames} frames.`,
+          text:
+            `Your screen shows a new picture every ${interval} ms (${hz} Hz), ` +
+            `measured over ${refresh.n_frames} frames.`,
         }),
         el("p", { text: shown }),
       ],
@@ -114,7 +123,11 @@ export async function deviceResult(app, refresh, exposure) {
 export function measuring(app) {
   mount(
     app,
-    page("Screen check", [el("p", { text: "Measuring your screen. Please keep this window in front; this takes two seconds." })]),
+    page("Screen check", [
+      el("p", {
+        text: "Measuring your screen. Please keep this window in front; this takes two seconds.",
+      }),
+    ]),
   );
 }
 
@@ -125,7 +138,12 @@ export function measuring(app) {
  * the browser comes back online). Resolves to load's result.
  */
 export async function blockStart(app, { title, lines, load }) {
-  const bar = el("progress", { max: 1, value: 0, id: "preload-progress", attrs: { "aria-label": "Images loaded" } });
+  const bar = el("progress", {
+    max: 1,
+    value: 0,
+    id: "preload-progress",
+    attrs: { "aria-label": "Images loaded" },
+  });
   const status = el("p", { class: "status", text: "Loading images..." });
   const start = button("Start", { class: "primary", disabled: true, id: "block-start" });
   mount(app, page(title, [...lines.map((line) => el("p", { text: line })), bar, status], [start]));
@@ -188,14 +206,20 @@ export async function saving(app, queue, title = "Saving your answers") {
 
 export async function debrief(app, text) {
   const comments = el("textarea", { id: "debrief-comments", rows: 4, maxLength: 5000 });
-  const finish = button("Finish", { class: "primary", id: "debrief-finish", attrs: { "data-autofocus": "" } });
+  const finish = button("Finish", {
+    class: "primary",
+    id: "debrief-finish",
+    attrs: { "data-autofocus": "" },
+  });
   mount(
     app,
     page(
       "Thank you",
       [
         ...paragraphs(text),
-        el("p", {}, [el("label", { attrs: { for: "debrief-comments" }, text: "Comments (optional):" })]),
+        el("p", {}, [
+          el("label", { attrs: { for: "debrief-comments" }, text: "Comments (optional):" }),
+        ]),
         comments,
       ],
       [finish],
@@ -241,10 +265,21 @@ function mturkForm(completion) {
 export function finished(app, completion, { platform }) {
   const screenedOut = completion.status === "screened_out";
   const body = screenedOut
-    ? [el("p", { text: "Thank you for your time. The study ends here for you: your answers to the attention checks did not meet the study's requirements." })]
+    ? [
+        el("p", {
+          text:
+            "Thank you for your time. The study ends here for you: your answers to " +
+            "the attention checks did not meet the study's requirements.",
+        }),
+      ]
     : [el("p", { text: "You have finished the study. All your answers are saved." })];
   if (completion.code) {
-    body.push(el("p", {}, ["Your code: ", el("strong", { class: "completion-code", id: "completion-code", text: completion.code })]));
+    const code = el("strong", {
+      class: "completion-code",
+      id: "completion-code",
+      text: completion.code,
+    });
+    body.push(el("p", {}, ["Your code: ", code]));
   }
   const form = platform === "mturk" ? mturkForm(completion) : null;
   if (form) body.push(form);
@@ -281,7 +316,13 @@ export class WindowGuard {
     this.minHeight = minHeight || 0;
     this.onsmall = onsmall;
     this.waiters = [];
-    this.overlay = el("div", { class: "overlay", id: "window-too-small", hidden: true, attrs: { role: "alertdialog", "aria-live": "assertive" } }, [
+    const props = {
+      class: "overlay",
+      id: "window-too-small",
+      hidden: true,
+      attrs: { role: "alertdialog", "aria-live": "assertive" },
+    };
+    this.overlay = el("div", props, [
       page("Please enlarge this window", [
         el("p", {
           text:
@@ -306,7 +347,9 @@ export class WindowGuard {
     this.overlay.hidden = this.fits;
     this.overlay.querySelector(".status").textContent =
       `Your window is now ${window.innerWidth} x ${window.innerHeight} pixels.`;
-    if (!this.fits && wasHidden) this.onsmall({ width: window.innerWidth, height: window.innerHeight });
+    if (!this.fits && wasHidden) {
+      this.onsmall({ width: window.innerWidth, height: window.innerHeight });
+    }
     if (this.fits) for (const resolve of this.waiters.splice(0)) resolve();
   }
 

@@ -82,10 +82,16 @@ export class Stage {
     this.canvas = el("canvas", { class: "stage-canvas", attrs: { "aria-hidden": "true" } });
     this.context = this.canvas.getContext("2d", { alpha: false });
     this.buttons = {};
-    const row = el("div", { class: "responses", attrs: { role: "group", "aria-label": "Your answer" } });
+    const row = el("div", {
+      class: "responses",
+      attrs: { role: "group", "aria-label": "Your answer" },
+    });
     for (const response of keys.ordered()) {
       const key = keys.keyFor(response).toUpperCase();
-      this.buttons[response] = button("", { class: `response response-${response}`, disabled: true });
+      this.buttons[response] = button("", {
+        class: `response response-${response}`,
+        disabled: true,
+      });
       this.buttons[response].append(
         el("span", { class: "response-label", text: LABELS[response] }),
         el("kbd", { text: key }),
@@ -282,10 +288,14 @@ export class Stage {
 
   /** Show practice feedback under the canvas. `correct: null` = unknown. */
   showFeedback(correct) {
-    const text =
-      correct === null ? "No feedback this time (the connection is slow)." : correct ? "Correct." : "Not correct.";
+    const [text, kind] =
+      correct === null
+        ? ["No feedback this time (the connection is slow).", "unknown"]
+        : correct
+          ? ["Correct.", "correct"]
+          : ["Not correct.", "wrong"];
     this.feedback.textContent = text;
-    this.feedback.className = `feedback ${correct === null ? "unknown" : correct ? "correct" : "wrong"}`;
+    this.feedback.className = `feedback ${kind}`;
   }
 
   hideFeedback() {

@@ -59,6 +59,9 @@ class KeyboardParticipant:
     study_id: int
     comments: str = "Thank you, it went well."
     fail_checks: bool = False
+    # Called with (participant, screen) before acting on a screen; when it
+    # returns True it has dealt with the screen itself.
+    on_screen: Callable[[KeyboardParticipant, str], bool] | None = None
     # Called with (participant, position) before and after each answer.
     before_answer: Callable[[KeyboardParticipant, int], None] | None = None
     after_answer: Callable[[KeyboardParticipant, int], None] | None = None
@@ -209,6 +212,8 @@ class KeyboardParticipant:
                 continue
             waiting_since = time.monotonic()
             self.screens.append(screen)
+            if self.on_screen is not None and self.on_screen(self, screen):
+                continue
             if screen == "done":
                 return self.page.locator(".completion-code").inner_text().strip()
             position = None

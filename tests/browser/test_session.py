@@ -1,9 +1,9 @@
 """A whole session in headless Chromium, by keyboard, against the real app.
 
-The participant reloads the page in the middle of a main block and answers
-for 10 seconds offline; afterwards the database holds every trial exactly
-once, the completion code is shown, and reloading the last page shows the
-same code.
+The participant reloads the page in the middle of a main block and on the
+debrief, and answers for 10 seconds offline; afterwards the database holds
+every trial exactly once, the completion code is shown, and reloading the
+last page shows the same code.
 """
 
 from __future__ import annotations
@@ -95,14 +95,29 @@ def test_whole_session_by_keyboard_with_reload_and_offline(
             offline_checks["stored_while_offline"] = unsent_in_storage(page)
             offline_checks["note"] = page.locator("#network-note").is_visible()
 
+    def on_screen(p: KeyboardParticipant, screen: str) -> bool:
+        # A reload on the debrief, after the last answer: back to the debrief.
+        if screen == "debrief" and "debrief_reload" not in state:
+            state["debrief_reload"] = True
+            page.reload()
+            return True
+        return False
+
     participant = KeyboardParticipant(
-        page, app, study.id, before_answer=before_answer, after_answer=after_answer
+        page,
+        app,
+        study.id,
+        on_screen=on_screen,
+        before_answer=before_answer,
+        after_answer=after_answer,
     )
     page.goto(f"{live_server}/s/{study.slug}")
     code = participant.run()
 
     assert errors == []
     assert state["reloaded_at"] is not None and state["offline_at"] is not None
+    # After the reload on the debrief, the debrief came straight back.
+    assert participant.screens[-3:] == ["debrief", "debrief", "done"]
     # While offline the answers waited in localStorage and the page said so,
     # during the trials and on the saving screen at the end of the block.
     assert offline_checks["stored_while_offline"] >= 1
