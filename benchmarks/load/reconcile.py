@@ -72,26 +72,29 @@ def reconcile(
         for row in rows:
             stored.setdefault((row[0], row[1]), []).append(tuple(row[2:]))
         result.stored = len(rows)
-        result.duplicate_rows = connection.scalar(
+        result.duplicate_rows = _count(
+            connection,
             sa.text(
                 "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM trial "
                 "GROUP BY session_id, position HAVING count(*) > 1) AS d"
-            )
+            ),
         )
-        result.overcounted = connection.scalar(
+        result.overcounted = _count(
+            connection,
             sa.text(
                 "SELECT coalesce(sum(s.n_answered - a.n), 0) FROM session s JOIN "
                 "(SELECT session_id, count(response) AS n FROM trial "
                 "GROUP BY session_id) AS a ON a.session_id = s.id "
                 "WHERE s.n_answered > a.n"
-            )
+            ),
         )
-        result.extra_sessions = connection.scalar(
+        result.extra_sessions = _count(
+            connection,
             sa.text(
                 "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n "
                 "FROM session GROUP BY study_id, participant_id "
                 "HAVING count(*) > 1) AS d"
-            )
+            ),
         )
     engine.dispose()
 
@@ -116,6 +119,11 @@ def reconcile(
         result.duplicate_rows + result.overcounted + result.extra_sessions
     )
     return result
+
+
+def _count(connection: sa.Connection, query: sa.TextClause) -> int:
+    # PostgreSQL's sum() is numeric (a Decimal here); counts are whole numbers.
+    return int(connection.scalar(query) or 0)
 
 
 def _differs(expected: tuple[Any, ...], row: tuple[Any, ...]) -> bool:
