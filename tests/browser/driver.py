@@ -59,6 +59,8 @@ class KeyboardParticipant:
     study_id: int
     comments: str = "Thank you, it went well."
     fail_checks: bool = False
+    # The query parameter that names the participant on the arrival URL.
+    id_param: str = "pid"
     # Called with (participant, screen) before acting on a screen; when it
     # returns True it has dealt with the screen itself.
     on_screen: Callable[[KeyboardParticipant, str], bool] | None = None
@@ -74,7 +76,7 @@ class KeyboardParticipant:
     @property
     def external_id(self) -> str:
         query = parse_qs(urlparse(self.page.url).query)
-        return query["pid"][0]
+        return query[self.id_param][0]
 
     def session(self) -> Any:
         from study_server.db import db
