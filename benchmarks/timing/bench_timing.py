@@ -9,7 +9,7 @@ and method this prints the share of trials shown for exactly the intended
 number of frames, and the mean and SD of the exposure error in ms (observed
 duration minus intended frames x measured interval).
 
-Run from the repository root (about 6 minutes with the defaults)::
+Run from the repository root (about 7 minutes with the defaults)::
 
     python benchmarks/timing/bench_timing.py
     python benchmarks/timing/bench_timing.py --trials 50 --json out.json

@@ -174,7 +174,10 @@ def test_offline_between_blocks_waits_and_continues(
             offline_at.append(position)
             p.go_offline()
 
-    participant = KeyboardParticipant(page, app, study.id, before_answer=before_answer)
+    # 5 s offline is enough here; the 10 s spell is the test above.
+    participant = KeyboardParticipant(
+        page, app, study.id, offline_s=5.0, before_answer=before_answer
+    )
     page.goto(f"{live_server}/s/{study.slug}")
     code = participant.run()
 
