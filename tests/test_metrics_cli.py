@@ -264,3 +264,35 @@ def test_bad_feature_files(tmp_path) -> None:
     tidy = read_metric_table(tmp_path / "o" / "metrics.csv")
     assert tidy.loc[0, "weights"] == "unknown"
     assert abs(tidy.loc[0, "value"]) < 1e-9
+
+
+def test_vendi_per_class_from_a_labels_file(bench, tmp_path) -> None:
+    labels = tmp_path / "labels.csv"
+    rows = ["path,class_name"]
+    rows += [
+        f"{bench / 'good' / f'{i:03d}.png'},{'cat' if i < 12 else 'dog'}"
+        for i in range(24)
+    ]
+    labels.write_text("\n".join(rows) + "\n")
+    code, output = run(
+        str(bench / "real"),
+        str(bench / "good"),
+        "-m",
+        "vendi_per_class",
+        "--labels",
+        str(labels),
+        "-o",
+        str(tmp_path / "out"),
+        *common(tmp_path),
+        "--save-features",
+    )
+    assert code == 0, output
+    tidy = read_metric_table(tmp_path / "out" / "metrics.csv")
+    good = load_feature_file(tmp_path / "out" / "features" / "good__pixels.npz")
+    from analysis.metrics.metric_vendi import vendi_score
+
+    expected = np.mean(
+        [vendi_score(good.features[:12]), vendi_score(good.features[12:])]
+    )
+    assert tidy.loc[0, "value"] == pytest.approx(expected, rel=1e-12)
+    assert tidy.loc[0, "n_real"] == 0
