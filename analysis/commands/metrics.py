@@ -452,14 +452,14 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
 
 def _encoders_from_files(real: _Input, generated: list[_Input]) -> tuple[str, ...]:
     """Encoders when none is named: the feature files' own, else the default."""
-    inputs = [real, *generated]
-    if all(i.loaded is not None for i in inputs):
-        found = {i.loaded.encoder for i in inputs}
+    loaded = [i.loaded for i in (real, *generated)]
+    if all(f is not None for f in loaded):
+        found = {f.encoder for f in loaded if f is not None}
         if None in found:
             raise click.UsageError(
                 "feature files without metadata: name their encoder with --encoder"
             )
-        return tuple(sorted(found))
+        return tuple(sorted(str(name) for name in found))
     return DEFAULT_ENCODERS
 
 

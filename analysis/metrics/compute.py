@@ -114,8 +114,8 @@ def default_metrics(*, has_logits: bool, has_test: bool) -> list[str]:
     return check_metric_names(names)
 
 
-def _as_set(x: FeatureSet | NDArray[np.floating] | None) -> FeatureSet | None:
-    if x is None or isinstance(x, FeatureSet):
+def _as_set(x: FeatureSet | NDArray[np.floating]) -> FeatureSet:
+    if isinstance(x, FeatureSet):
         return x
     arr = np.asarray(x)
     return FeatureSet(arr, [str(i) for i in range(len(arr))])
@@ -201,7 +201,8 @@ def compute_metrics(
     options = metric_options(**settings)
     if on_too_few not in ("error", "skip"):
         raise ValueError(f"on_too_few must be 'error' or 'skip'; got {on_too_few!r}")
-    real_set, test_set = _as_set(real), _as_set(test)
+    real_set = _as_set(real)
+    test_set = _as_set(test) if test is not None else None
     gen_sets = {name: _as_set(g) for name, g in generated.items()}
     if not gen_sets:
         raise ValueError("no generated sets given")

@@ -19,6 +19,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -74,15 +75,14 @@ class Encoder(torch.nn.Module):
         """Features (N x feature_dim) and, for classifiers, logits (N x classes)."""
         if self.spec.kind == "pixels":
             return {"features": x.flatten(1)}
+        model: Any = self.model  # a timm model; its methods are not typed
         if self.spec.logits:
-            features = self.model.forward_head(
-                self.model.forward_features(x), pre_logits=True
-            )
+            features = model.forward_head(model.forward_features(x), pre_logits=True)
             return {
                 "features": features,
-                "logits": self.model.get_classifier()(features),
+                "logits": model.get_classifier()(features),
             }
-        return {"features": self.model(x)}
+        return {"features": model(x)}
 
 
 def resolve_weights(

@@ -172,7 +172,7 @@ def merge_shards(shards: Sequence[FeatureSet]) -> FeatureSet:
         logits = np.concatenate([s.logits for s in ordered])
     labels = None
     if all(s.labels is not None for s in ordered):
-        labels = [v for s in ordered for v in s.labels]
+        labels = [v for s in ordered for v in (s.labels or [])]
     merged = FeatureSet(
         np.concatenate([s.features for s in ordered]),
         [p for s in ordered for p in s.paths],

@@ -34,7 +34,7 @@ def kmeans(
     farthest from its centre.
     """
     rng = np.random.default_rng(seed)
-    best, best_inertia = None, np.inf
+    runs = []
     for _ in range(restarts):
         centres = _kmeans_pp(x, k, rng)
         for _ in range(steps):
@@ -50,10 +50,10 @@ def kmeans(
             if np.allclose(moved, centres, rtol=0, atol=1e-12):
                 break
             centres = moved
-        inertia = (distances(x, centres).min(axis=1) ** 2).sum()
-        if inertia < best_inertia:
-            best, best_inertia = centres, inertia
-    return best
+        inertia = float((distances(x, centres).min(axis=1) ** 2).sum())
+        runs.append((inertia, centres))
+    # lowest inertia; the first such run on ties
+    return min(runs, key=lambda run: run[0])[1]
 
 
 def _kmeans_pp(x: NDArray[np.float64], k: int, rng: np.random.Generator):

@@ -60,10 +60,9 @@ def mmd2_unbiased(
             f"KD: subsets must have the same size >= {KD_MIN_SAMPLES}; "
             f"got {m} and {y.shape[0]}"
         )
-    kw = {"degree": degree, "gamma": gamma, "coef0": coef0}
-    k_xx = polynomial_kernel(x, x, **kw)
-    k_yy = polynomial_kernel(y, y, **kw)
-    k_xy = polynomial_kernel(x, y, **kw)
+    k_xx = polynomial_kernel(x, x, degree=degree, gamma=gamma, coef0=coef0)
+    k_yy = polynomial_kernel(y, y, degree=degree, gamma=gamma, coef0=coef0)
+    k_xy = polynomial_kernel(x, y, degree=degree, gamma=gamma, coef0=coef0)
     within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
     return float(within - 2 * k_xy.sum() / (m * m))
 
