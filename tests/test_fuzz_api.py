@@ -54,6 +54,7 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
+REFUSAL_SAFE = [c for c in CHECKS if c is not negative_data_rejection]
 STORED = (
     Trial.response,
     Trial.rt_ms,
@@ -165,7 +166,10 @@ def test_fuzzed_requests_get_documented_answers_and_change_nothing_when_refused(
     answer = case.call(app=app)
     tally["cases"] += 1
     tally["negative"] += mode is GenerationMode.NEGATIVE
-    case.validate_response(answer, checks=CHECKS)
+    # A body over MAX_CONTENT_LENGTH is refused with 413 before it is read;
+    # schemathesis's negative-data check does not count 413 as a refusal.
+    checks = [c for c in CHECKS if answer.status_code != 413 or c in REFUSAL_SAFE]
+    case.validate_response(answer, checks=checks)
     if answer.status_code >= 400:
         tally["errors"] += 1
         body = answer.json()
