@@ -9,9 +9,11 @@ achieved exposure is that number of frames times the interval.
 The staircase (DESIGN §4, HYPE-style time threshold) adapts the exposure in
 frames with a 1-up/N-down rule (:func:`staircase_step`). The server applies
 the rule to the stored main-trial responses in position order and returns the
-next exposure with every acknowledgement; the browser runner applies the same
-rule itself so that it need not wait for the server, and takes the server's
-value whenever one arrives.
+next exposure with every acknowledgement. The browser cannot apply the rule
+itself (it never learns whether an answer was right, nor which trials are
+checks), so with a staircase it waits briefly for that value before each main
+trial and keeps the last one when the server is out of reach; the trial's
+``intended_frames`` records what was actually shown.
 """
 
 from __future__ import annotations

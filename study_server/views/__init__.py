@@ -1,1 +1,1 @@
-"""Blueprints: participant pages and the participant JSON API."""
+"""Blueprints: participant pages, the participant JSON API and researcher pages."""
