@@ -88,6 +88,7 @@ class RunResult:
     connection_errors: int
     error_kinds: dict[str, int]
     replays: int
+    images: int
     dropped: int
     statuses: dict[str, int]
     client_cpu_s: float
@@ -260,12 +261,15 @@ def run_one(
         connection_errors=stats.connection_errors,
         error_kinds=stats.error_kinds,
         replays=stats.replays,
+        images=stats.images,
         dropped=stats.dropped,
         statuses={str(k): v for k, v in sorted(stats.statuses.items())},
         client_cpu_s=client_cpu,
         client_core_share=client_cpu / duration,
         server_cpu_s=server_cpu,
-        server_cpu_ms_per_request=1000 * server_cpu / max(stats.requests, 1),
+        server_cpu_ms_per_request=(
+            1000 * server_cpu / max(stats.requests + stats.images, 1)
+        ),
         postgres_cpu_s=postgres_cpu,
         machine_busy_share=(busy_after - busy_before) / (total_after - total_before),
         load_before=load_before,
@@ -297,7 +301,8 @@ def report(result: RunResult, reconciliation: list[str], failed: list) -> None:
     click.echo(
         f"requests {r.requests}, retries {r.retries}, connection errors "
         f"{r.connection_errors} {r.error_kinds or ''}, dropped on purpose "
-        f"{r.dropped}, replays acknowledged {r.replays}, statuses {r.statuses}"
+        f"{r.dropped}, replays acknowledged {r.replays}, statuses {r.statuses}, "
+        f"images fetched {r.images}"
     )
     postgres = (
         f"PostgreSQL backends {r.postgres_cpu_s:.1f} s; "

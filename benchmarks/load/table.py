@@ -16,6 +16,7 @@ COLUMNS = (
     ("db", "db", "{}"),
     ("N", "participants", "{}"),
     ("fault", "fault", "{}"),
+    ("gunicorn", "workers", "{}"),
     ("done", "completed", "{}"),
     ("resp/s", "responses_per_s", "{:.0f}"),
     ("steady resp/s", "steady_responses_per_s", "{:.0f}"),
