@@ -9,6 +9,7 @@ participant done and 0 lost, 0 duplicated.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +26,20 @@ assert no_fsync  # a fixture, used through pytestmark
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "benchmarks" / "load"
-sys.path.insert(0, str(HARNESS))
 
-from reconcile import reconcile  # noqa: E402
+
+def _load_reconcile():
+    # benchmarks/ is not a package; load the module by path without putting
+    # its folder (with generic names like server.py) on sys.path.
+    spec = importlib.util.spec_from_file_location(
+        "load_reconcile", HARNESS / "reconcile.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reconcile
+
+
+reconcile = _load_reconcile()
 
 
 def _answered(client, study, external_id: str) -> tuple[Participant, dict]:
