@@ -35,6 +35,8 @@ def _load_reconcile():
         "load_reconcile", HARNESS / "reconcile.py"
     )
     module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module.reconcile
 
