@@ -50,6 +50,8 @@ class RunStats:
     """What all participants of a run saw, shared between them."""
 
     response_latencies_s: list[float] = field(default_factory=list)
+    # When each of those answers arrived (time.monotonic()).
+    response_times: list[float] = field(default_factory=list)
     ack_times: list[float] = field(default_factory=list)
     requests: int = 0
     retries: int = 0
@@ -157,6 +159,7 @@ class Participant:
                 self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
                 if method == "PUT":
                     self.stats.response_latencies_s.append(elapsed)
+                    self.stats.response_times.append(time.monotonic())
                 if status in ok:
                     return status, json.loads(payload) if payload else None
                 if status not in RETRIED_STATUSES:

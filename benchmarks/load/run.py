@@ -83,6 +83,9 @@ class RunResult:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    steady_p50_ms: float
+    steady_p95_ms: float
+    steady_p99_ms: float
     requests: int
     retries: int
     connection_errors: int
@@ -104,18 +107,38 @@ class RunResult:
     stored_unacknowledged: int
 
 
+def steady_window(participants: list[Participant]) -> tuple[float, float]:
+    """From the last start plus 2 s to the first finish: everyone is answering."""
+    starts = [p.started_at for p in participants if p.started_at is not None]
+    ends = [p.finished_at for p in participants if p.finished_at is not None]
+    return max(starts) + 2.0, min(ends)
+
+
+def steady_percentiles(participants: list[Participant], stats: RunStats) -> list[float]:
+    """p50/p95/p99 in ms of response latencies inside the steady window.
+
+    Without the ramp (session starts store whole trial lists) and the tail
+    (few participants left). NaN when the window is under 5 s.
+    """
+    begin, end = steady_window(participants)
+    times = np.asarray(stats.response_times)
+    inside = (times >= begin) & (times <= end)
+    if end - begin < 5.0 or not inside.any():
+        return [float("nan")] * 3
+    latencies = np.asarray(stats.response_latencies_s)[inside] * 1000
+    return [float(x) for x in np.percentile(latencies, [50, 95, 99])]
+
+
 def steady_rate(participants: list[Participant], ack_times: list[float]) -> float:
     """Acknowledgements per second while every participant was mid-session.
 
     The window runs from the last start plus 2 s to the first finish; when
     it is shorter than 5 s, the rate over all acknowledgements is returned.
     """
-    starts = [p.started_at for p in participants if p.started_at is not None]
-    ends = [p.finished_at for p in participants if p.finished_at is not None]
     times = np.sort(np.asarray(ack_times))
     if len(times) < 2:
         return 0.0
-    begin, end = max(starts) + 2.0, min(ends)
+    begin, end = steady_window(participants)
     if end - begin < 5.0:
         return len(times) / (times[-1] - times[0])
     inside = np.searchsorted(times, end) - np.searchsorted(times, begin)
@@ -239,6 +262,7 @@ def run_one(
         np.percentile(latencies, [50, 95, 99]) if len(latencies) else (0.0,) * 3
     )
     acks = len(acknowledged)
+    steady = steady_percentiles(participants, stats)
     span = max(stats.ack_times) - min(stats.ack_times) if acks > 1 else 1.0
     result = RunResult(
         db=db_kind,
@@ -256,6 +280,9 @@ def run_one(
         p50_ms=float(p50),
         p95_ms=float(p95),
         p99_ms=float(p99),
+        steady_p50_ms=steady[0],
+        steady_p95_ms=steady[1],
+        steady_p99_ms=steady[2],
         requests=stats.requests,
         retries=stats.retries,
         connection_errors=stats.connection_errors,
@@ -296,7 +323,8 @@ def report(result: RunResult, reconciliation: list[str], failed: list) -> None:
     )
     click.echo(
         f"response endpoint latency: p50 {r.p50_ms:.1f} ms, p95 {r.p95_ms:.1f} ms, "
-        f"p99 {r.p99_ms:.1f} ms"
+        f"p99 {r.p99_ms:.1f} ms; with every participant active p50 "
+        f"{r.steady_p50_ms:.1f}, p95 {r.steady_p95_ms:.1f}, p99 {r.steady_p99_ms:.1f}"
     )
     click.echo(
         f"requests {r.requests}, retries {r.retries}, connection errors "

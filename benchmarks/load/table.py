@@ -23,6 +23,7 @@ COLUMNS = (
     ("p50 ms", "p50_ms", "{:.0f}"),
     ("p95 ms", "p95_ms", "{:.0f}"),
     ("p99 ms", "p99_ms", "{:.0f}"),
+    ("steady p99 ms", "steady_p99_ms", "{:.0f}"),
     ("retries", "retries", "{}"),
     ("replays", "replays", "{}"),
     ("server CPU ms/req", "server_cpu_ms_per_request", "{:.1f}"),
@@ -41,7 +42,10 @@ def main(path: Path) -> None:
     click.echo("|" + "---|" * len(COLUMNS))
     for line in path.read_text(encoding="utf-8").splitlines():
         run = json.loads(line)
-        cells = [form.format(run[key]) for _, key, form in COLUMNS]
+        # Runs recorded before a column existed show "-" there.
+        cells = [
+            form.format(run[key]) if key in run else "-" for _, key, form in COLUMNS
+        ]
         click.echo("| " + " | ".join(cells) + " |")
 
 
