@@ -90,7 +90,7 @@ def _engine_options(app: Flask) -> dict[str, Any]:
         # can take the lock up front with BEGIN IMMEDIATE.
         connect_args.setdefault("isolation_level", None)
     else:
-        options.setdefault("pool_pre_ping", True)
+        options.setdefault("pool_pre_ping", False)
     return options
 
 
@@ -114,6 +114,17 @@ def _sqlite_begin(connection: Any) -> None:
     # another writer got in between, whatever the busy timeout.
     mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def read_only() -> Any:
+    """Begin the session's next transaction as a reader.
+
+    On SQLite it begins DEFERRED, so readers (image downloads, dashboards)
+    do not queue behind writers for the write lock; elsewhere it changes
+    nothing. Call it before the transaction's first statement, and do not
+    write in that transaction.
+    """
+    return db.session.connection(execution_options={"sqlite_begin": "DEFERRED"})
 
 
 def init_app(app: Flask) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 
@@ -126,6 +126,33 @@ def handle_http_error(exc: HTTPException) -> Any:
     return _page(status, exc.name, message)
 
 
+def _database_unavailable(exc: BaseException | None) -> bool:
+    """A lost connection or a busy SQLite file: the request may simply be retried."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def handle_database_error(exc: Exception) -> Any:
+    """A lost connection or a busy database answers 503 (retry); others propagate."""
+    if not _database_unavailable(exc):
+        raise exc
+    from flask import current_app
+
+    # Nothing was stored (the transaction did not commit); the browser's
+    # queue and the API's idempotent answers make a retry safe.
+    current_app.logger.warning("database unavailable on %s: %s", request.path, exc)
+    message = "The database is briefly unavailable; please retry."
+    if wants_json():
+        answer = envelope(503, "database_unavailable", message)
+    else:
+        answer = make_response(_page(503, "Please retry", message))
+    answer.headers["Retry-After"] = "1"
+    return answer
+
+
 def handle_unexpected(exc: Exception) -> Any:
     # Werkzeug passes unhandled exceptions wrapped as InternalServerError.
     original = getattr(exc, "original_exception", exc)
@@ -141,6 +168,9 @@ def handle_unexpected(exc: Exception) -> Any:
 
 
 def init_app(app: Flask) -> None:
+    from sqlalchemy.exc import DBAPIError
+
     app.register_error_handler(StudyError, handle_study_error)
+    app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(InternalServerError, handle_unexpected)
     app.register_error_handler(HTTPException, handle_http_error)

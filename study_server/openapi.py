@@ -409,7 +409,10 @@ ERROR_MEANINGS = {
     410: "The study is closed or the session has expired.",
     413: "The request body is larger than the limit (MAX_CONTENT_LENGTH).",
     422: "Well-formed but out of range.",
-    503: "The study is paused or full.",
+    503: (
+        "The study is paused or full, or the database is briefly unavailable "
+        "(then Retry-After says when to send the same request again)."
+    ),
 }
 
 
@@ -437,7 +440,8 @@ def _operation(
         if schema is not None:
             answer["content"] = _json(schema)
         responses[str(status)] = answer
-    for status in errors:
+    # Any operation may meet a lost database connection: 503, retry.
+    for status in sorted({*errors, 503}):
         responses[str(status)] = {
             "description": ERROR_MEANINGS[status],
             "content": _json(ref("Error")),

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..db import db, utcnow
+from ..db import db, read_only, utcnow
 from ..errors import (
     Conflict,
     Forbidden,
@@ -76,11 +76,32 @@ def settings_of(study: Study) -> StudySettings:
     """Return the study's settings as :class:`StudySettings`."""
     settings = _SETTINGS.get(study.settings_digest)
     if settings is None:
-        if len(_SETTINGS) > 256:
-            _SETTINGS.clear()
-        settings = StudySettings.model_validate(study.settings)
-        _SETTINGS[study.settings_digest] = settings
+        settings = _remember(study.settings_digest, study.settings)
     return settings
+
+
+def settings_by_digest(study_id: int, digest: str) -> StudySettings:
+    """Settings from the cache by digest; the JSON is read only on a miss."""
+    settings = _SETTINGS.get(digest)
+    if settings is None:
+        stored = db.session.scalar(select(Study.settings).where(Study.id == study_id))
+        settings = _remember(digest, stored)
+    return settings
+
+
+def _remember(digest: str, stored: dict[str, Any]) -> StudySettings:
+    if len(_SETTINGS) > 256:
+        _SETTINGS.clear()
+    settings = StudySettings.model_validate(stored)
+    _SETTINGS[digest] = settings
+    return settings
+
+
+def check_token(token: Any) -> str:
+    """Refuse a token that cannot be one (without a database round trip)."""
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise Unauthorized("unknown session token", field="token")
+    return token
 
 
 def load_session(token: str, *, lock: bool = False) -> tuple[Session, Study]:
@@ -96,8 +117,7 @@ def load_session(token: str, *, lock: bool = False) -> tuple[Session, Study]:
     Unauthorized
         No session has this token.
     """
-    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
-        raise Unauthorized("unknown session token", field="token")
+    check_token(token)
     query = select(Session, Study).join(Study).where(Session.token == token)
     if lock:
         query = query.with_for_update(of=Session, key_share=True)
@@ -454,6 +474,7 @@ def _log_start(study: Study, session: Session, request: dict[str, Any]) -> None:
 
 def session_state(token: str) -> dict[str, Any]:
     """The state of the session with ``token``."""
+    read_only()
     session, study = load_session(token)
     return state_of(session, study)
 

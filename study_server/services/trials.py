@@ -5,39 +5,52 @@ graded and stored; the same payload sent again (a retry) is acknowledged
 again without storing anything; a different payload is a conflict. A response
 is taken only for a trial whose block has been served.
 
-Storing a response is one short transaction: the session row (locked), the
-trial by its unique ``(session_id, position)`` index, two updates; the
-staircase reads the few answered main trials after the last one it applied.
+Storing a response is one short transaction of three statements: the session
+row (locked) joined to the trial by its unique ``(session_id, position)``
+index, then two updates; the staircase reads the few answered main trials
+after the last one it applied.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from stimuli.store import ContentStore
 
-from ..db import db, utcnow
-from ..errors import Conflict, Malformed, NotFound, OutOfRange, StudyError
-from ..models import Session, Stimulus, Trial
+from ..db import db, read_only, utcnow
+from ..errors import (
+    Conflict,
+    Malformed,
+    NotFound,
+    OutOfRange,
+    StudyError,
+    Unauthorized,
+)
+from ..models import Session, Stimulus, Study, Trial
 from ..studyfile import StudySettings
 from . import grading, timing, validate
 from .sessions import (
+    check_token,
     completion_of,
     load_session,
     require_active,
     screen_out,
+    settings_by_digest,
     settings_of,
 )
 from .signing import StimulusSigner
 
 app_log = logging.getLogger("study_server")
 
-#: The most responses one batch (beacon) request may carry.
-MAX_BATCH = 500
+#: The most responses one batch (beacon) request may carry. About 250 bytes
+#: each, 200 fit under the default 64 KiB body limit (MAX_CONTENT_LENGTH),
+#: which is also about what navigator.sendBeacon accepts.
+MAX_BATCH = 200
 # Positions and blocks beyond this are not in any session; checking first
 # keeps absurd numbers away from integer columns.
 MAX_POSITION = 1_000_000
@@ -127,6 +140,7 @@ def stimulus_bytes(opaque: str, signer: StimulusSigner, store_root: str) -> byte
     trial_id = signer.unsign(opaque)
     if not 0 < trial_id < 2**63:
         raise NotFound("no such image")
+    read_only()
     digest = db.session.scalar(
         select(Stimulus.digest)
         .join(Trial, Trial.stimulus_id == Stimulus.id)
@@ -149,19 +163,42 @@ def _ack(
     *,
     replay: bool,
 ) -> dict[str, Any]:
+    return _ack_of(
+        trial.position, trial.kind, trial.correct, session, settings, replay=replay
+    )
+
+
+def _ack_of(
+    position: int,
+    kind: str,
+    correct: bool | None,
+    session: Any,
+    settings: StudySettings,
+    *,
+    replay: bool,
+) -> dict[str, Any]:
+    """The acknowledgement; ``session`` is a Session or a row with its columns."""
     screened_out = session.status == "screened_out"
     return {
-        "position": trial.position,
+        "position": position,
         "stored": True,
         "replay": replay,
         "n_answered": session.n_answered,
-        "feedback": {"correct": trial.correct} if trial.kind == "practice" else None,
+        "feedback": {"correct": correct} if kind == "practice" else None,
         "screened_out": screened_out,
         "completion": completion_of(session, settings) if screened_out else None,
         "next_exposure_frames": (
             session.staircase["frames"] if session.staircase else None
         ),
     }
+
+
+def _no_trial(position: int, n_trials: int) -> NotFound:
+    return NotFound(
+        f"position {position}: no such trial; this session has positions 0 "
+        f"to {n_trials - 1}",
+        field="position",
+    )
 
 
 def _find_trial(session: Session, position: int) -> Trial:
@@ -173,11 +210,7 @@ def _find_trial(session: Session, position: int) -> Trial:
             )
         )
     if trial is None:
-        raise NotFound(
-            f"position {position}: no such trial; this session has positions 0 "
-            f"to {session.n_trials - 1}",
-            field="position",
-        )
+        raise _no_trial(position, session.n_trials)
     return trial
 
 
@@ -203,10 +236,98 @@ def _advance_staircase(session: Session, state: dict[str, Any]) -> None:
         session.staircase = timing.advance_staircase(state, answered)
 
 
+_SESSION = Session.__table__
+_TRIAL = Trial.__table__
+
+# The response path's statements are built once with bound parameters: on
+# every request only the values change, and building SQLAlchemy expressions
+# costs more CPU than running them. Parameter names are prefixed with ``p_``
+# because SET clauses reserve the column names.
+_RESPONSE_ROW = (
+    select(
+        _SESSION.c.id,
+        _SESSION.c.study_id,
+        _SESSION.c.status,
+        _SESSION.c.n_trials,
+        _SESSION.c.n_answered,
+        _SESSION.c.staircase,
+        _SESSION.c.platform_data,
+        _SESSION.c.completion_code,
+        Study.settings_digest,
+        _TRIAL.c.id.label("trial_id"),
+        _TRIAL.c.kind,
+        _TRIAL.c.is_real,
+        _TRIAL.c.block,
+        _TRIAL.c.served_at,
+        _TRIAL.c.response,
+        _TRIAL.c.correct,
+        _TRIAL.c.payload_digest,
+    )
+    .join(Study.__table__, Study.id == _SESSION.c.study_id)
+    # An outer join, so that an unknown position still finds the session.
+    .outerjoin(
+        _TRIAL,
+        (_TRIAL.c.session_id == _SESSION.c.id)
+        & (_TRIAL.c.position == bindparam("p_position")),
+    )
+    .where(_SESSION.c.token == bindparam("p_token"))
+    # The session's row lock serialises answers to one session without
+    # locking the study (NO KEY: event inserts need not wait).
+    .with_for_update(of=_SESSION, key_share=True)
+)
+_STORED = tuple(field.name for field in dataclasses.fields(grading.ResponsePayload))
+_STORE_RESPONSE = (
+    _TRIAL.update()
+    .where(_TRIAL.c.id == bindparam("p_trial_id"))
+    .values(
+        {
+            column: bindparam(f"p_{column}")
+            for column in (
+                *_STORED,
+                "correct",
+                "timing_invalid",
+                "payload_digest",
+                "responded_at",
+            )
+        }
+    )
+)
+_COUNT_RESPONSE = (
+    _SESSION.update()
+    .where(_SESSION.c.id == bindparam("p_session_id"))
+    .values(
+        n_answered=_SESSION.c.n_answered + 1,
+        checks_failed=_SESSION.c.checks_failed + bindparam("p_failed"),
+        last_seen_at=bindparam("p_now"),
+    )
+    .returning(_SESSION.c.n_answered, _SESSION.c.checks_failed)
+)
+
+
+def _response_row(token: str, position: int) -> Any:
+    """The session (row-locked), its study's settings digest and the trial."""
+    check_token(token)
+    if not 0 <= position <= MAX_POSITION:
+        position = -1
+    row = (
+        db.session.connection()
+        .execute(_RESPONSE_ROW, {"p_token": token, "p_position": position})
+        .first()
+    )
+    if row is None:
+        raise Unauthorized("unknown session token", field="token")
+    return row
+
+
 def record_response(
     token: str, position: int, payload: grading.ResponsePayload
 ) -> dict[str, Any]:
     """Grade and store a response to one trial; return the acknowledgement.
+
+    The common case is three statements: the locked read of
+    :func:`_response_row` and two updates (trial and session counters). A
+    failed attention check past the limit, or a staircase, loads the session
+    as an object and takes the longer path.
 
     Raises
     ------
@@ -221,46 +342,74 @@ def record_response(
     OutOfRange
         The trial's block has not been served yet.
     """
-    session, study = load_session(token, lock=True)
-    settings = settings_of(study)
-    trial = _find_trial(session, position)
+    row = _response_row(token, position)
+    settings = settings_by_digest(row.study_id, row.settings_digest)
+    if row.trial_id is None:
+        raise _no_trial(position, row.n_trials)
     digest = payload.digest()
-    if trial.response is not None:
-        if trial.payload_digest == digest:
-            return _ack(trial, session, settings, replay=True)
+    if row.response is not None:
+        if row.payload_digest == digest:
+            ack = _ack_of(position, row.kind, row.correct, row, settings, replay=True)
+            db.session.commit()
+            return ack
         raise Conflict(
             f"position {position}: this trial already has a different stored "
             "answer; answers cannot be changed",
             field="response",
         )
-    require_active(session)
-    if trial.served_at is None:
+    require_active(row)
+    if row.served_at is None:
         raise OutOfRange(
-            f"position {position}: its block ({trial.block}) has not been served; "
-            f"fetch block {trial.block} first",
+            f"position {position}: its block ({row.block}) has not been served; "
+            f"fetch block {row.block} first",
             field="position",
         )
+
     now = utcnow()
-    for column, value in payload.stored_fields().items():
-        setattr(trial, column, value)
-    trial.correct = grading.grade(trial.is_real, payload.response)
-    trial.timing_invalid = grading.timing_invalid(
-        payload.intended_frames, payload.achieved_frames
+    correct = grading.grade(row.is_real, payload.response)
+    failed = row.kind == "check" and not correct
+    connection = db.session.connection()
+    values = {f"p_{column}": value for column, value in payload.stored_fields().items()}
+    connection.execute(
+        _STORE_RESPONSE,
+        {
+            **values,
+            "p_trial_id": row.trial_id,
+            "p_correct": correct,
+            "p_timing_invalid": grading.timing_invalid(
+                payload.intended_frames, payload.achieved_frames
+            ),
+            "p_payload_digest": digest,
+            "p_responded_at": now,
+        },
     )
-    trial.payload_digest = digest
-    trial.responded_at = now
-    session.n_answered += 1
-    session.last_seen_at = now
-    if trial.kind == "check" and not trial.correct:
-        session.checks_failed += 1
-        if session.checks_failed > settings.trials.max_failed_checks:
-            screen_out(session, study, settings)
-    db.session.flush()
-    if session.staircase is not None and trial.kind == "main":
-        _advance_staircase(session, session.staircase)
-    ack = _ack(trial, session, settings, replay=False)
+    counts = connection.execute(
+        _COUNT_RESPONSE,
+        {"p_session_id": row.id, "p_failed": int(failed), "p_now": now},
+    ).one()
+
+    screen = failed and counts.checks_failed > settings.trials.max_failed_checks
+    if screen or (row.staircase is not None and row.kind == "main"):
+        session = db.session.get(Session, row.id)
+        if screen:
+            screen_out(session, db.session.get(Study, row.study_id), settings)
+        if session.staircase is not None and row.kind == "main":
+            db.session.flush()
+            _advance_staircase(session, session.staircase)
+        db.session.flush()
+        ack = _ack_of(position, row.kind, correct, session, settings, replay=False)
+    else:
+        state = {**row._mapping, "n_answered": counts.n_answered}
+        ack = _ack_of(position, row.kind, correct, _Row(state), settings, replay=False)
     db.session.commit()
     return ack
+
+
+class _Row:
+    """Attribute access to a mapping, for :func:`_ack_of` and ``completion_of``."""
+
+    def __init__(self, values: Any):
+        self.__dict__.update(values)
 
 
 def record_batch(token: str, body: Any) -> dict[str, Any]:

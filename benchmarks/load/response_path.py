@@ -1,0 +1,175 @@
+"""Server CPU per stored response, in-process, without HTTP or a load generator.
+
+The load harness (``run.py``) measures the whole system; this measures the one
+thing the throughput target depends on most: how much Python CPU the app
+spends storing one response (``PUT /api/v1/sessions/<token>/trials/<n>``)
+through the Flask test client, on SQLite and on PostgreSQL. It prints
+milliseconds of process CPU and of wall time per response, and the same for
+an empty request through the app (``GET /api/v1/openapi.json`` is cached
+JSON) as the floor that Flask itself costs, so the ratio shows what the
+response path adds.
+
+Run from the repository root::
+
+    python benchmarks/load/response_path.py --db sqlite --db postgres
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from server import Database, StudyShape, write_study  # noqa: E402
+
+HEADERS = {
+    "User-Agent": (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36"
+    )
+}
+
+
+def _answer(position: int) -> dict:
+    return {
+        "response": random.choice(["real", "generated"]),
+        "rt_ms": 400.0 + position,
+        "exposure_ms": 500.4,
+        "intended_frames": 30,
+        "achieved_frames": 30,
+        "frame_interval_ms": 16.68,
+        "onset_ms": 1000.0 + position,
+        "offset_ms": 1500.4 + position,
+        "visibility_lost": False,
+        "focus_lost": False,
+    }
+
+
+def _start(client, i: int) -> tuple[str, int]:
+    params = {"PROLIFIC_PID": f"P{i:05d}", "STUDY_ID": "S", "SESSION_ID": f"X{i}"}
+    body = {
+        "platform": "prolific",
+        "params": params,
+        "consent": True,
+        "window": {"width": 1280, "height": 800},
+    }
+    state = client.post(
+        "/api/v1/studies/load/sessions", json=body, headers=HEADERS
+    ).json
+    token = state["token"]
+    client.post(
+        f"/api/v1/sessions/{token}/device",
+        json={"frame_interval_ms": 16.68, "n_frames": 120},
+    )
+    return token, state["n_blocks"]
+
+
+def _answer_session(client, token: str, n_blocks: int) -> tuple[int, float, float]:
+    """Answer every trial block by block; return the count and PUT cpu/wall s."""
+    n, cpu_s, wall_s = 0, 0.0, 0.0
+    for block in range(n_blocks):
+        trials = client.get(f"/api/v1/sessions/{token}/blocks/{block}").json["trials"]
+        cpu, wall = time.process_time(), time.perf_counter()
+        for trial in trials:
+            position = trial["position"]
+            answer = client.put(
+                f"/api/v1/sessions/{token}/trials/{position}", json=_answer(position)
+            )
+            if answer.status_code != 200:
+                raise RuntimeError(f"{answer.status_code}: {answer.json}")
+        cpu_s += time.process_time() - cpu
+        wall_s += time.perf_counter() - wall
+        n += len(trials)
+    return n, cpu_s, wall_s
+
+
+def measure(kind: str, n_sessions: int, per_session: int) -> dict[str, float]:
+    from study_server import create_app
+    from study_server.db import db, upgrade_schema
+    from study_server.services.studies import load_study
+
+    with tempfile.TemporaryDirectory() as tmp:
+        database = Database(kind, Path(tmp) / "instance")
+        database.create()
+        try:
+            os.environ["STUDY_INSTANCE_PATH"] = str(database.instance)
+            app = create_app(
+                {
+                    "SECRET_KEY": secrets.token_hex(16),
+                    "SQLALCHEMY_DATABASE_URI": database.uri,
+                    "STIMULUS_STORE": str(Path(tmp) / "stimuli"),
+                }
+            )
+            shape = StudyShape(per_session=per_session, break_every=per_session)
+            study_file = write_study(Path(tmp) / "study", shape)
+            with app.app_context():
+                upgrade_schema()
+                load_study(study_file, app.config["STIMULUS_STORE"], progress=False)
+            client = app.test_client()
+            started = [_start(client, i) for i in range(n_sessions)]
+
+            for _ in range(200):
+                client.get("/api/v1/openapi.json")
+            cpu, wall = time.process_time(), time.perf_counter()
+            for _ in range(2000):
+                client.get("/api/v1/openapi.json")
+            floor_cpu = (time.process_time() - cpu) / 2000 * 1e3
+            floor_wall = (time.perf_counter() - wall) / 2000 * 1e3
+
+            n, cpu_s, wall_s = 0, 0.0, 0.0
+            for token, n_blocks in started:
+                counts = _answer_session(client, token, n_blocks)
+                n, cpu_s, wall_s = n + counts[0], cpu_s + counts[1], wall_s + counts[2]
+            put_cpu, put_wall = cpu_s / n * 1e3, wall_s / n * 1e3
+            with app.app_context():
+                db.engine.dispose()
+        finally:
+            database.drop()
+    return {
+        "n": n,
+        "floor_cpu": floor_cpu,
+        "floor_wall": floor_wall,
+        "put_cpu": put_cpu,
+        "put_wall": put_wall,
+    }
+
+
+@click.command()
+@click.option(
+    "--db",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["sqlite", "postgres"]),
+    default=("sqlite", "postgres"),
+    show_default=True,
+)
+@click.option("--sessions", default=20, show_default=True)
+@click.option("--per-session", default=50, show_default=True)
+def main(kinds: tuple[str, ...], sessions: int, per_session: int) -> None:
+    """Print server CPU and wall time per stored response, beside Flask's floor."""
+    click.echo(
+        f"load average {os.getloadavg()[0]:.1f}; {sessions} sessions x "
+        f"{per_session + 6} trials"
+    )
+    click.echo(
+        f"{'db':9} {'responses':>9} {'PUT cpu ms':>10} {'PUT wall ms':>11} "
+        f"{'floor cpu ms':>12} {'ratio':>6}"
+    )
+    for kind in kinds:
+        r = measure(kind, sessions, per_session)
+        click.echo(
+            f"{kind:9} {r['n']:9d} {r['put_cpu']:10.2f} {r['put_wall']:11.2f} "
+            f"{r['floor_cpu']:12.2f} {r['put_cpu'] / r['floor_cpu']:6.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""A database that is briefly unreachable answers 503 with Retry-After, not 500."""
+
+from __future__ import annotations
+
+import pytest
+from api_helpers import (  # noqa: F401  (no_fsync is a fixture)
+    Participant,
+    no_fsync,
+    response_body,
+    small_study,
+    snapshot,
+)
+from sqlalchemy.exc import OperationalError
+
+from study_server.services import trials
+
+pytestmark = pytest.mark.usefixtures("no_fsync")
+
+
+@pytest.fixture
+def started(app, client, make_study):
+    participant = Participant(client, small_study(make_study), "P-faults")
+    participant.start()
+    participant.device()
+    participant.block(0)
+    return participant
+
+
+def lost_connection(*args, **kwargs):
+    raise OperationalError("SELECT ...", {}, Exception("server closed the connection"))
+
+
+def test_lost_connection_is_503_retry_and_stores_nothing(app, started, monkeypatch):
+    before = snapshot(app)
+    monkeypatch.setattr(trials, "_response_row", lost_connection)
+
+    answer = started.put(0, response_body())
+
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json["error"]["code"] == "database_unavailable"
+    assert "retry" in answer.json["error"]["message"]
+    assert snapshot(app) == before
+
+
+def test_the_retry_is_stored_once(app, started, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(trials, "_response_row", lost_connection)
+        assert started.put(0, response_body()).status_code == 503
+
+    stored = started.put(0, response_body())
+    replay = started.put(0, response_body())
+
+    assert stored.status_code == 200 and stored.json["replay"] is False
+    assert replay.status_code == 200 and replay.json["replay"] is True
+
+
+def test_pages_say_retry_too(client, monkeypatch):
+    monkeypatch.setattr("study_server.views.participant.arrival_page", lost_connection)
+    answer = client.get("/s/pilot?pid=abc")
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "1"
+    assert b"Please retry" in answer.data
