@@ -28,7 +28,7 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server import Database, StudyShape, write_study  # noqa: E402
+from server import Database, StudyShape, write_study
 
 HEADERS = {
     "User-Agent": (
