@@ -234,7 +234,9 @@ def match_names(
 
     left_keyed = _keyed(left, key_of, "left")
     right_keyed = _keyed(right, key_of, "right")
-    pairs = [(name, right_keyed[k]) for k, name in left_keyed.items() if k in right_keyed]
+    pairs = [
+        (name, right_keyed[k]) for k, name in left_keyed.items() if k in right_keyed
+    ]
     return Matching(
         pairs=pairs,
         unmatched_left=[n for k, n in left_keyed.items() if k not in right_keyed],

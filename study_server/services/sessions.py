@@ -84,7 +84,9 @@ def settings_by_digest(study_id: int, digest: str) -> StudySettings:
     """Settings from the cache by digest; the JSON is read only on a miss."""
     settings = _SETTINGS.get(digest)
     if settings is None:
-        stored = db.session.scalar(select(Study.settings).where(Study.id == study_id))
+        stored = db.session.scalars(
+            select(Study.settings).where(Study.id == study_id)
+        ).one()
         settings = _remember(digest, stored)
     return settings
 

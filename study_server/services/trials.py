@@ -390,9 +390,9 @@ def record_response(
 
     screen = failed and counts.checks_failed > settings.trials.max_failed_checks
     if screen or (row.staircase is not None and row.kind == "main"):
-        session = db.session.get(Session, row.id)
+        session = db.session.get_one(Session, row.id)
         if screen:
-            screen_out(session, db.session.get(Study, row.study_id), settings)
+            screen_out(session, db.session.get_one(Study, row.study_id), settings)
         if session.staircase is not None and row.kind == "main":
             db.session.flush()
             _advance_staircase(session, session.staircase)
