@@ -278,7 +278,10 @@ _RESPONSE_ROW = (
 _STORED = tuple(field.name for field in dataclasses.fields(grading.ResponsePayload))
 _STORE_RESPONSE = (
     _TRIAL.update()
-    .where(_TRIAL.c.id == bindparam("p_trial_id"))
+    # "response IS NULL" is checked again on the row's newest version: on
+    # PostgreSQL the locked read above can see a trial as it was before a
+    # racing request (a retry of this very answer) stored it.
+    .where(_TRIAL.c.id == bindparam("p_trial_id"), _TRIAL.c.response.is_(None))
     .values(
         {
             column: bindparam(f"p_{column}")
@@ -320,7 +323,11 @@ def _response_row(token: str, position: int) -> Any:
 
 
 def record_response(
-    token: str, position: int, payload: grading.ResponsePayload
+    token: str,
+    position: int,
+    payload: grading.ResponsePayload,
+    *,
+    _again: bool = False,
 ) -> dict[str, Any]:
     """Grade and store a response to one trial; return the acknowledgement.
 
@@ -370,7 +377,7 @@ def record_response(
     failed = row.kind == "check" and not correct
     connection = db.session.connection()
     values = {f"p_{column}": value for column, value in payload.stored_fields().items()}
-    connection.execute(
+    stored = connection.execute(
         _STORE_RESPONSE,
         {
             **values,
@@ -382,7 +389,18 @@ def record_response(
             "p_payload_digest": digest,
             "p_responded_at": now,
         },
-    )
+    ).rowcount
+    if stored == 0 and not _again:
+        # A racing request stored an answer first; read again, as a replay
+        # or a conflict, in a new transaction that sees it.
+        db.session.rollback()
+        return record_response(token, position, payload, _again=True)
+    if stored == 0:
+        raise Conflict(
+            f"position {position}: this trial was answered at the same time by "
+            "another request",
+            field="response",
+        )
     counts = connection.execute(
         _COUNT_RESPONSE,
         {"p_session_id": row.id, "p_failed": int(failed), "p_now": now},
