@@ -284,3 +284,10 @@ def test_screened_out_page_shows_the_screenout_code(app, client, make_study):
     text = page.get_data(as_text=True)
     assert "ended early" in text and "SCREEN7" in text
     assert "submissions/complete?cc=SCREEN7" in text
+
+
+def test_front_page_points_participants_to_their_link(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    assert b"open the link your study" in page.data
+    assert b'href="/researcher/"' in page.data

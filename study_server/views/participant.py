@@ -11,6 +11,12 @@ from .api import API_BASE
 bp = Blueprint("participant", __name__)
 
 
+@bp.get("/")
+def index() -> str:
+    """A neutral front page: participants need their platform's link."""
+    return render_template("index.html")
+
+
 @bp.get("/s/<slug>")
 def arrive(slug: str) -> Response | tuple[str, int]:
     """Show the runner, or the page that fits this participant and study."""
