@@ -11,23 +11,15 @@ at the deadline may leave some, anything else should not.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import sqlalchemy as sa
 
-STORED_FIELDS = (
-    "response",
-    "rt_ms",
-    "exposure_ms",
-    "intended_frames",
-    "achieved_frames",
-    "frame_interval_ms",
-    "onset_ms",
-    "offset_ms",
-    "visibility_lost",
-    "focus_lost",
-)
+from study_server.services.grading import ResponsePayload
+
+#: The answer's fields stored on the trial row, as the server validates them.
+STORED_FIELDS = tuple(f.name for f in fields(ResponsePayload))
 
 
 @dataclass

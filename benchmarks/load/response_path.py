@@ -72,11 +72,18 @@ def _start(client, i: int) -> tuple[str, int]:
     return token, state["n_blocks"]
 
 
-def _answer_session(client, token: str, n_blocks: int) -> tuple[int, float, float]:
-    """Answer every trial block by block; return the count and PUT cpu/wall s."""
-    n, cpu_s, wall_s = 0, 0.0, 0.0
+def _answer_session(
+    client, token: str, n_blocks: int
+) -> tuple[int, float, float, float]:
+    """Answer every trial block by block.
+
+    Returns the count of answers, PUT cpu and wall seconds, and block GET cpu s.
+    """
+    n, cpu_s, wall_s, block_s = 0, 0.0, 0.0, 0.0
     for block in range(n_blocks):
+        cpu = time.process_time()
         trials = client.get(f"/api/v1/sessions/{token}/blocks/{block}").json["trials"]
+        block_s += time.process_time() - cpu
         cpu, wall = time.process_time(), time.perf_counter()
         for trial in trials:
             position = trial["position"]
@@ -88,7 +95,7 @@ def _answer_session(client, token: str, n_blocks: int) -> tuple[int, float, floa
         cpu_s += time.process_time() - cpu
         wall_s += time.perf_counter() - wall
         n += len(trials)
-    return n, cpu_s, wall_s
+    return n, cpu_s, wall_s, block_s
 
 
 def measure(kind: str, n_sessions: int, per_session: int) -> dict[str, float]:
@@ -114,7 +121,10 @@ def measure(kind: str, n_sessions: int, per_session: int) -> dict[str, float]:
                 upgrade_schema()
                 load_study(study_file, app.config["STIMULUS_STORE"], progress=False)
             client = app.test_client()
+            _start(client, n_sessions)  # warm-up: first queries, caches
+            cpu = time.process_time()
             started = [_start(client, i) for i in range(n_sessions)]
+            start_cpu = (time.process_time() - cpu) / n_sessions * 1e3
 
             for _ in range(200):
                 client.get("/api/v1/openapi.json")
@@ -124,10 +134,11 @@ def measure(kind: str, n_sessions: int, per_session: int) -> dict[str, float]:
             floor_cpu = (time.process_time() - cpu) / 2000 * 1e3
             floor_wall = (time.perf_counter() - wall) / 2000 * 1e3
 
-            n, cpu_s, wall_s = 0, 0.0, 0.0
+            n, cpu_s, wall_s, block_s, n_block = 0, 0.0, 0.0, 0.0, 0
             for token, n_blocks in started:
                 counts = _answer_session(client, token, n_blocks)
                 n, cpu_s, wall_s = n + counts[0], cpu_s + counts[1], wall_s + counts[2]
+                block_s, n_block = block_s + counts[3], n_block + n_blocks
             put_cpu, put_wall = cpu_s / n * 1e3, wall_s / n * 1e3
             with app.app_context():
                 db.engine.dispose()
@@ -139,6 +150,8 @@ def measure(kind: str, n_sessions: int, per_session: int) -> dict[str, float]:
         "floor_wall": floor_wall,
         "put_cpu": put_cpu,
         "put_wall": put_wall,
+        "start_cpu": start_cpu,
+        "block_cpu": block_s / n_block * 1e3,
     }
 
 
@@ -161,13 +174,14 @@ def main(kinds: tuple[str, ...], sessions: int, per_session: int) -> None:
     )
     click.echo(
         f"{'db':9} {'responses':>9} {'PUT cpu ms':>10} {'PUT wall ms':>11} "
-        f"{'floor cpu ms':>12} {'ratio':>6}"
+        f"{'floor cpu ms':>12} {'ratio':>6} {'start cpu ms':>12} {'block cpu ms':>12}"
     )
     for kind in kinds:
         r = measure(kind, sessions, per_session)
         click.echo(
             f"{kind:9} {r['n']:9d} {r['put_cpu']:10.2f} {r['put_wall']:11.2f} "
-            f"{r['floor_cpu']:12.2f} {r['put_cpu'] / r['floor_cpu']:6.1f}"
+            f"{r['floor_cpu']:12.2f} {r['put_cpu'] / r['floor_cpu']:6.1f} "
+            f"{r['start_cpu']:12.2f} {r['block_cpu']:12.2f}"
         )
 
 

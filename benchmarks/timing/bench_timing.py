@@ -162,11 +162,11 @@ def report(data: dict, rows: list[dict]) -> str:
     by_key = {(r["exposure_frames"], r["method"]): r for r in rows}
     for exposure in sorted({r["exposure_frames"] for r in rows}):
         raf, timeout = by_key[(exposure, "raf")], by_key[(exposure, "timeout")]
-        inexact = [(1 - r["exact_share"]) for r in (raf, timeout)]
+        inexact = [round((1 - r["exact_share"]) * r["n"]) for r in (raf, timeout)]
         ratio = (
             f"{inexact[1] / inexact[0]:.1f}x"
             if inexact[0] > 0
-            else ("inf" if inexact[1] > 0 else "-")
+            else f"{inexact[1]} against none"
         )
         sd = (
             f"{timeout['error_sd_ms'] / raf['error_sd_ms']:.1f}x"
