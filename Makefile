@@ -38,7 +38,8 @@ demo: install
 	$(BIN)/flask --app study_server run --host 127.0.0.1 --port $(PORT)
 
 serve: install
-	$(BIN)/gunicorn --workers 4 --bind 127.0.0.1:$(PORT) 'study_server:create_app()'
+	$(BIN)/gunicorn --worker-class gthread --workers 2 --threads 8 --preload \
+		--bind 127.0.0.1:$(PORT) 'study_server:create_app()'
 
 test: install-dev
 	$(MAKE) test-sqlite

@@ -8,7 +8,9 @@ through the Alembic migrations in ``study_server/migrations``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,21 @@ def read_only() -> Any:
     return db.session.connection(execution_options={"sqlite_begin": "DEFERRED"})
 
 
+# Engines of every app in this process. gunicorn --preload forks its workers
+# from the master, and a pooled connection the master opened must not be
+# shared with them: each child drops the inherited pools, without closing
+# the parent's connections (SQLAlchemy's advice for os.fork()).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _drop_inherited_pools() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_drop_inherited_pools)
+
+
 def init_app(app: Flask) -> None:
     """Bind the database and migrations to ``app`` and register ``init-db``."""
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -134,6 +151,8 @@ def init_app(app: Flask) -> None:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
     db.init_app(app)
+    with app.app_context():
+        _ENGINES.update(db.engines.values())
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     app.cli.add_command(init_db_command)
 
