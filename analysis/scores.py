@@ -203,8 +203,10 @@ def cluster_glm(
     few-clusters correction recommended by Cameron & Miller 2015; with 25
     participants ``q`` = 2.06 instead of 1.96, which brought the coverage in
     ``benchmarks/analysis/coverage.py`` from 0.93 to the nominal 0.95). A
-    model with one participant, or with no error (or only errors), gets NaN
-    bounds and a warning.
+    model with one participant or one image, or with no error (or only
+    errors), gets NaN bounds and a warning naming it and the reason; its
+    rate is still reported. So does every model of a dataset with a single
+    participant or a single image, where no clustered variance exists.
 
     In R: ``sandwich::vcovCL(glm(error ~ 0 + model, binomial, data = d,
     weights = w), cluster = ~ participant + image, multi0 = FALSE)``.
@@ -277,7 +279,7 @@ def _cluster_glm_one(trials, confidence, participant, image, outcome, weighted):
     counts = pd.DataFrame({"m": m, "p": people, "i": images})
     n_participants = counts.groupby("m")["p"].nunique().reindex(range(k)).to_numpy()
     n_images = counts.groupby("m")["i"].nunique().reindex(range(k)).to_numpy()
-    undefined = (n_participants < 2) | (rate <= 0) | (rate >= 1)
+    undefined = (n_participants < 2) | (n_images < 2) | (rate <= 0) | (rate >= 1)
     se[undefined] = np.nan
     with np.errstate(invalid="ignore"):
         q = student_t.ppf((1 + confidence) / 2, np.maximum(n_participants - 1, 1))
@@ -300,6 +302,11 @@ def _cluster_glm_one(trials, confidence, participant, image, outcome, weighted):
 def _cluster_meat(groups, m, score, k, n) -> np.ndarray:
     """``c_g · Σ_g s_g s_gᵀ`` for one cluster dimension (a k × k matrix)."""
     n_groups = int(groups.max()) + 1
+    if n_groups < 2 or n <= k:
+        # One cluster (a pilot's one participant, a single image) or no
+        # residual degree of freedom: the small-sample factor, and with it
+        # the variance, is undefined. The caller reports those models.
+        return np.full((k, k), np.nan)
     # Cluster-by-model sums of the scores: a sparse n_groups × k matrix.
     sums = sparse.csr_array(
         (score, (groups, m)), shape=(n_groups, k)
@@ -359,24 +366,40 @@ def _warn_single(participants: pd.DataFrame) -> None:
         )
 
 
-def _warn_glm(table: pd.DataFrame) -> None:
-    single = table[table["n_participants"] < 2]
-    if not single.empty:
-        names = ", ".join(f"{r.dataset}/{r.model}" for r in single.itertuples())
-        warnings.warn(
-            f"models with one participant have no defined interval (NaN): {names}",
-            stacklevel=3,
-        )
-    extreme = table[(table["n_participants"] >= 2) & table["logit_se"].isna()]
-    if not extreme.empty:
-        names = ", ".join(
-            f"{r.dataset}/{r.model} (rate {r.rate:.3g})" for r in extreme.itertuples()
-        )
-        warnings.warn(
-            "no interval for models whose error rate is 0 or 1, or whose two-way "
-            f"variance came out negative: {names}",
-            stacklevel=3,
-        )
+def _glm_gaps(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The models of a :func:`cluster_glm` table without an interval, by reason."""
+    missing = table["logit_se"].isna()
+    single = table["n_participants"] < 2
+    one_image = ~single & (table["n_images"] < 2)
+    return [
+        ("one participant", table[single]),
+        ("one image", table[one_image]),
+        (
+            "an error rate of 0 or 1, or a two-way variance that came out negative",
+            table[missing & ~single & ~one_image],
+        ),
+    ]
+
+
+def _warn_glm(table: pd.DataFrame, interval: str = "") -> None:
+    """Warn, per reason, of the models whose interval is NaN.
+
+    ``interval`` names the interval when it is not that of the error rate
+    (``'fake_error_rate'``, ``'real_error_rate'``).
+    """
+    of = f" of {interval}" if interval else ""
+    for reason, rows in _glm_gaps(table):
+        if rows.empty:
+            continue
+        if reason.startswith("one "):
+            names = ", ".join(f"{r.dataset}/{r.model}" for r in rows.itertuples())
+            message = f"models with {reason} have no defined interval{of} (NaN)"
+        else:
+            names = ", ".join(
+                f"{r.dataset}/{r.model} (rate {r.rate:.3g})" for r in rows.itertuples()
+            )
+            message = f"no interval{of} (NaN) for models with {reason}"
+        warnings.warn(f"{message}: {names}", stacklevel=3)
 
 
 # The columns of human_scores.csv: (name, unit, meaning). The command's --help
@@ -518,6 +541,7 @@ def human_scores(
 def _glm_intervals(trials: pd.DataFrame, confidence: float) -> pd.DataFrame:
     keys = ["dataset", "model"]
     parts = {}
+    fits: dict[str, pd.DataFrame] = {}
     with warnings.catch_warnings():
         # One warning per model is enough: the overall fit reports it below.
         warnings.simplefilter("ignore")
@@ -539,7 +563,14 @@ def _glm_intervals(trials: pd.DataFrame, confidence: float) -> pd.DataFrame:
             if column == "error_rate":
                 parts[column]["n_images"] = fit["n_images"]
                 overall = fit
+            else:
+                fits[column] = fit
     _warn_glm(overall)
+    # The fake and real intervals can be missing where the overall one is
+    # not (a single real image, no error on generated images): say so once.
+    has_interval = overall.loc[overall["logit_se"].notna(), keys]
+    for column, fit in fits.items():
+        _warn_glm(fit.merge(has_interval, on=keys), interval=column)
     table = parts["error_rate"]
     for column in ("fake_error_rate", "real_error_rate"):
         if column in parts:

@@ -361,3 +361,57 @@ def test_everything_excluded_exits_1(export_csv, tmp_path):
     assert result.exit_code == 1
     assert "no answered main trials left after exclusions" in result.output
     assert "incomplete_session (24 participants)" in result.output
+
+
+def test_one_participant_dataset_has_no_interval_others_unchanged(export_csv, tmp_path):
+    """A pilot's export (one participant) beside a study: no crash, NaN interval."""
+    trials = pd.read_csv(export_csv)
+    pilot = trials[trials["participant"] == "model_02-p000"].assign(dataset="pilot")
+    pilot_path = tmp_path / "pilot.csv"
+    pilot.to_csv(pilot_path, index=False)
+    alone = run(str(export_csv), "--out", str(tmp_path / "alone"))
+    assert alone.exit_code == 0, alone.output
+    both = run(str(pilot_path), str(export_csv), "--out", str(tmp_path / "both"))
+    assert both.exit_code == 0, both.output
+    assert (
+        "Warning: models with one participant have no defined interval (NaN): "
+        "pilot/model_02\n" in both.stderr
+    )
+    scores = pd.read_csv(tmp_path / "both" / "human_scores.csv")
+    row = scores[scores["dataset"] == "pilot"].iloc[0]
+    assert row["n_participants"] == 1 and row["n_trials"] == 40
+    said_real = pilot["response"] == "real"
+    assert row["error_rate"] == pytest.approx((said_real != pilot["is_real"]).mean())
+    interval = [c for c in scores.columns if c.endswith(("ci_low", "ci_high"))]
+    assert row[interval].isna().all()
+    expected = pd.read_csv(tmp_path / "alone" / "human_scores.csv")
+    study = scores[scores["dataset"] == "simulated"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(study, expected, check_exact=True)
+
+
+def test_one_image_has_no_interval(export_csv, tmp_path):
+    """One image (or one real image) leaves the clustered variance undefined."""
+    trials = pd.read_csv(export_csv)
+    model = trials[trials["model"] == "model_02"].copy()
+    one_real = model.assign(dataset="one_real")
+    one_real.loc[one_real["is_real"], "stimulus"] = "real-0"
+    one_real = one_real.drop_duplicates(["participant", "stimulus"])
+    one_image = model[model["stimulus"] == model["stimulus"].iloc[0]]
+    one_image = one_image.assign(dataset="one_image")
+    path = tmp_path / "few_images.csv"
+    pd.concat([one_real, one_image]).to_csv(path, index=False)
+    result = run(str(path), "--out", str(tmp_path / "out"), "--min-median-rt-ms", "0")
+    assert result.exit_code == 0, result.output
+    assert (
+        "Warning: models with one image have no defined interval (NaN): "
+        "one_image/model_02\n" in result.stderr
+    )
+    assert (
+        "Warning: models with one image have no defined interval of "
+        "real_error_rate (NaN): one_real/model_02\n" in result.stderr
+    )
+    scores = pd.read_csv(tmp_path / "out" / "human_scores.csv").set_index("dataset")
+    assert scores.loc["one_image", ["ci_low", "ci_high"]].isna().all()
+    assert scores.loc["one_real", ["real_ci_low", "real_ci_high"]].isna().all()
+    low, rate, high = scores.loc["one_real", ["ci_low", "error_rate", "ci_high"]]
+    assert 0 < low < rate < high < 1

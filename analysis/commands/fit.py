@@ -86,8 +86,8 @@ def _epilog() -> str:
         "Proportions are between 0 and 1. Intervals: a binomial GLM with "
         "two-way cluster-robust errors (participant, image) for per-trial data; "
         "a seeded participant bootstrap for per-participant data; never a "
-        "pooled-trial Wilson interval. A model with one participant has no "
-        "interval (empty, with a warning). The mixed fit's posterior SDs "
+        "pooled-trial Wilson interval. A model with one participant or one image "
+        "has no interval (empty, with a warning). The mixed fit's posterior SDs "
         "(variational Bayes) are far smaller than lme4's standard errors and "
         "are not intervals.",
     ]
