@@ -401,7 +401,10 @@ def response_schemas() -> dict[str, Schema]:
 
 # What each error status means; an operation lists the ones it can answer.
 ERROR_MEANINGS = {
-    400: "Malformed: not JSON, a wrong type, a missing or unknown field.",
+    400: (
+        "Malformed: not JSON (or an integer of more than 4300 digits), a wrong "
+        "type, a missing or unknown field."
+    ),
     401: "Unknown session token.",
     403: "The session may not do this (screened out, returned, excluded).",
     404: "Unknown study, block, trial position or image.",

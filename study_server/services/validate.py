@@ -94,15 +94,22 @@ def number(
             f"{field}: got {json_type(value)} {shown(value)}; allowed: a number",
             field=field,
         )
-    value = float(value)
-    too_high = value >= high if high_open else value > high
-    if not math.isfinite(value) or value < low or too_high:
+    try:
+        converted = float(value)
+        given = repr(converted)
+    except OverflowError:
+        # An integer beyond a float's range (above about 1.8e308) is out of
+        # every range, like the float literal 1e400 that parses to infinity.
+        converted = math.inf if value > 0 else -math.inf
+        given = f"an integer of {len(str(abs(value)))} digits"
+    too_high = converted >= high if high_open else converted > high
+    if not math.isfinite(converted) or converted < low or too_high:
         upper = f"below {high:g}" if high_open else f"at most {high:g}"
         raise OutOfRange(
-            f"{field}: got {value!r}; allowed: a finite number from {low:g}, {upper}",
+            f"{field}: got {given}; allowed: a finite number from {low:g}, {upper}",
             field=field,
         )
-    return value
+    return converted
 
 
 def integer(
@@ -126,7 +133,7 @@ def integer(
     value = int(value)
     if not low <= value <= high:
         raise OutOfRange(
-            f"{field}: got {value}; allowed: an integer from {low} to {high}",
+            f"{field}: got {shown(value)}; allowed: an integer from {low} to {high}",
             field=field,
         )
     return value

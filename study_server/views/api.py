@@ -20,13 +20,29 @@ API_BASE = "/api/v1"
 
 bp = Blueprint("api", __name__, url_prefix=API_BASE)
 
+# Python's own limit on converting digits to an int (sys.int_info); longer
+# integers would take quadratic time to parse, and no field takes one.
+MAX_INTEGER_DIGITS = 4300
+
+
+def _parse_integer(digits: str) -> int:
+    """Convert one JSON integer literal, refusing one longer than the limit."""
+    n_digits = len(digits.lstrip("-"))
+    if n_digits > MAX_INTEGER_DIGITS:
+        raise Malformed(
+            f"body: a number has {n_digits} digits; "
+            f"allowed: integers of at most {MAX_INTEGER_DIGITS} digits"
+        )
+    return int(digits)
+
 
 def json_body(empty: Any = None) -> Any:
     """The request body parsed as JSON, whatever its declared content type.
 
     ``navigator.sendBeacon`` sends ``text/plain``; JSON's ``NaN`` and
     ``Infinity`` are parsed here and refused by the field checks (422). An
-    empty body is ``empty`` when that is given, malformed otherwise.
+    empty body is ``empty`` when that is given, malformed otherwise, and so
+    is an integer of more than ``MAX_INTEGER_DIGITS`` digits.
     """
     data = request.get_data(cache=False)
     if request.content_length is None:
@@ -36,7 +52,7 @@ def json_body(empty: Any = None) -> Any:
     if not data and empty is not None:
         return empty
     try:
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"), parse_int=_parse_integer)
     except UnicodeDecodeError:
         raise Malformed("body: not UTF-8 text; send JSON") from None
     except json.JSONDecodeError as exc:
