@@ -8,6 +8,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import csv
+import importlib
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ from analysis.metrics.featureset import (
     merge_shards,
     save_feature_file,
 )
+from analysis.metrics.folders import list_images, parse_shard
 from analysis.metrics.registry import ENCODERS, get_encoder_spec
 from analysis.metrics.table import (
     METRIC_NAMES,
@@ -38,6 +40,24 @@ from analysis.metrics.table import (
 )
 
 FEATURE_SUFFIX = ".npz"
+
+
+def _require_metrics_extra(task: str) -> None:
+    """Stop with what to install when torch or timm is missing.
+
+    The light install (``pip install -e .``) has neither; feature files and
+    ``--merge-shards`` work without them, image folders do not.
+    """
+    for module in ("torch", "timm"):
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            missing = error.name or module
+            raise click.ClickException(
+                f"{task} needs the metrics extra (torch, timm), and {missing} is "
+                "not installed; install it with pip install -e '.[metrics]' (or "
+                "make install-dev), or give feature files (.npz) instead"
+            ) from None
 
 
 def _metric_setting_options(command: Callable) -> Callable:
@@ -76,8 +96,7 @@ class _Input:
             )
         self.loaded = load_feature_file(self.path) if self.is_file else None
         if not self.is_file:
-            from analysis.metrics.features import list_images
-
+            _require_metrics_extra(f"reading the image folder {self.path}")
             # an empty or unreadable folder fails now, before any model is built
             list_images(self.path)
         self.name = name or self._default_name()
@@ -442,8 +461,6 @@ def _metrics_for_encoder(
 def _parse_shard(shard: str | None) -> tuple[int, int] | None:
     if shard is None:
         return None
-    from analysis.metrics.features import parse_shard
-
     try:
         return parse_shard(shard)
     except ValueError as error:
