@@ -321,7 +321,7 @@ class HumanData:
             grouped = rows.groupby(["dataset", "model"], sort=False, observed=True)
             out = grouped[score].agg(value="mean", sem="sem", n_participants="size")
             return out.reset_index()
-        table = self.table[self.table[score].notna()]
+        table = self.table[_finite(self.table[score])]
         out = table[["dataset", "model"]].copy()
         out["value"] = table[score].astype(float)
         sem = f"{score}_sem"
@@ -331,16 +331,23 @@ class HumanData:
         return out.reset_index(drop=True)
 
     def missing_scores(self, score: str) -> pd.DataFrame:
-        """Rows (per model or per participant) whose ``score`` is missing."""
+        """Rows (per model or per participant) whose ``score`` is missing or
+        infinite (both are left out)."""
         self.check_score(score)
-        return self.table[self.table[score].isna()]
+        return self.table[~_finite(self.table[score])]
 
     def participant_rows(self, score: str) -> pd.DataFrame:
         """Per-participant rows (``dataset``, ``participant``, ``model`` and the
         score) whose ``score`` is present."""
         self.check_score(score)
         rows = self.table[["dataset", "participant", "model", score]]
-        return rows[rows[score].notna()]
+        return rows[_finite(rows[score])]
+
+
+def _finite(values: pd.Series) -> pd.Series:
+    """True where a numeric column holds a finite number (not NaN, NA or inf)."""
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    return pd.Series(np.isfinite(numbers.to_numpy()), index=values.index)
 
 
 def _header(path: Path) -> list[str]:
@@ -795,7 +802,10 @@ def correlate(
         :func:`analysis.bootstrap.bootstrap_p_value`); ``n_boot`` (resamples
         with a defined coefficient); ``resampling`` (``models`` or
         ``models+participants``); ``ci_level``; ``error`` (empty, or why the
-        row has no values: fewer than 3 matched models).
+        row has no values: fewer than 3 matched models, or a side constant
+        over the models, which leaves the coefficient, and so its interval,
+        undefined). Infinite metric values and human scores count as
+        missing, with a warning that names them.
 
         ``comparisons``, one row per dataset, method and pair of metrics:
         ``metric_a``, ``metric_b`` (labels from :func:`metric_labels`);
@@ -933,11 +943,18 @@ def _warn_missing(human: HumanData, score: str) -> None:
     if lost.empty:
         return
     what = "participant rows" if human.kind == "participants" else "models"
-    names = ", ".join(f"{d} / {m}" for d, m in lost[["dataset", "model"]].values[:5])
-    warnings.warn(
-        f"{len(lost)} {what} have no {score} and are left out (e.g. {names})",
-        stacklevel=3,
-    )
+    # Infinite scores are treated as missing, but said to be infinite.
+    infinite = lost[score].notna()
+    for rows, how in ((lost[~infinite], "no"), (lost[infinite], "an infinite")):
+        if rows.empty:
+            continue
+        names = ", ".join(
+            f"{d} / {m}" for d, m in rows[["dataset", "model"]].values[:5]
+        )
+        warnings.warn(
+            f"{len(rows)} {what} have {how} {score} and are left out (e.g. {names})",
+            stacklevel=3,
+        )
 
 
 def _note_unmatched(result: CorrelationResult) -> None:
@@ -1029,6 +1046,12 @@ def _correlate_dataset(
         index="model", columns="label", values="value", aggfunc="first", dropna=False
     )
     all_labels = list(dict.fromkeys(in_ds["label"]))
+    # Infinite metric values (a diverged FD, say) are missing values, named
+    # as infinite in the warnings.
+    infinite_wide = pd.DataFrame(
+        np.isinf(wide.to_numpy(dtype=float)), index=wide.index, columns=wide.columns
+    )
+    wide = wide.mask(infinite_wide)
     labels = [lab for lab in all_labels if wide[lab].notna().any()]
     outcome = _Outcome(
         correlations=pd.DataFrame(columns=list(CORRELATION_COLUMNS)),
@@ -1037,12 +1060,21 @@ def _correlate_dataset(
     )
     empty = [lab for lab in all_labels if lab not in labels]
     if empty:
+        names = [
+            f"{lab} (infinite)" if infinite_wide[lab].any() else lab for lab in empty
+        ]
         outcome.messages.append(
-            f"dataset {dataset}: no values for {', '.join(empty)}; skipped"
+            f"dataset {dataset}: no values for {', '.join(names)}; skipped"
         )
     # K x M: metric k's value for matched model m, NaN where missing.
     values = wide.reindex(pairs["metrics_model"].tolist())[labels].to_numpy(float).T
     values = values.reshape(len(labels), n_matched)
+    infinite = (
+        infinite_wide.reindex(pairs["metrics_model"].tolist())[labels]
+        .fillna(False)
+        .to_numpy(bool)
+        .T.reshape(len(labels), n_matched)
+    )
     info = in_ds.drop_duplicates("label").set_index("label")
 
     participants = None
@@ -1054,21 +1086,27 @@ def _correlate_dataset(
 
     counts = (~np.isnan(values)).sum(axis=1)
     usable = counts >= MIN_MODELS
-    _warn_partial(dataset, labels, values, models)
+    _warn_partial(dataset, labels, values, models, infinite)
     kept = [lab for lab, ok in zip(labels, usable, strict=True) if ok]
     draws = _bootstrap(
         dataset, human_values, values[usable], participants, context, bar
     )
     points = _point_estimates(human_values, values[usable], context.methods)
+    undefined = _drop_undefined(dataset, kept, points, draws)
+    outcome.messages += list(undefined.values())
 
     frames = [
-        _correlation_rows(dataset, kept, info, values[usable], points, draws, context)
+        _correlation_rows(
+            dataset, kept, info, values[usable], points, draws, context, undefined
+        )
     ]
     for label, n in zip(labels, counts, strict=True):
         if n < MIN_MODELS:
+            n_inf = int(infinite[labels.index(label)].sum())
             message = (
                 f"dataset {dataset}: metric {label} has values for only {n} matched "
                 f"model(s), at least {MIN_MODELS} are needed"
+                + (f" ({n_inf} infinite values left out)" if n_inf else "")
             )
             outcome.errors.append(message)
             frames.append(_short_rows(dataset, label, int(n), info, context, message))
@@ -1111,17 +1149,50 @@ def _empty_row(dataset: str, context: _Context, n_models: int, error: str) -> di
 
 
 def _warn_partial(
-    dataset: str, labels: list[str], values: np.ndarray, models: list[str]
+    dataset: str,
+    labels: list[str],
+    values: np.ndarray,
+    models: list[str],
+    infinite: np.ndarray,
 ) -> None:
     present = ~np.isnan(values)
-    for label, row in zip(labels, present, strict=True):
+    for label, row, inf in zip(labels, present, infinite, strict=True):
         if MIN_MODELS <= row.sum() < row.size:
-            lost = [m for m, ok in zip(models, row, strict=True) if not ok]
+            lost = [
+                f"{m} (infinite)" if is_inf else m
+                for m, ok, is_inf in zip(models, row, inf, strict=True)
+                if not ok
+            ]
             warnings.warn(
                 f"dataset {dataset}: metric {label} has no value for "
                 f"{', '.join(lost)}; its correlations leave them out",
                 stacklevel=4,
             )
+
+
+def _drop_undefined(
+    dataset: str,
+    labels: list[str],
+    points: dict[str, _Points],
+    draws: dict[str, np.ndarray],
+) -> dict[tuple[str, str], str]:
+    """Blank the resamples of coefficients whose point estimate is undefined.
+
+    A constant side over the matched models has no coefficient, while
+    resamples of participants can still vary; an interval around no estimate
+    means nothing. Returns why, keyed by (label, method), for the error column.
+    """
+    why = {}
+    for method, point in points.items():
+        missing = np.isnan(point.coefficient)
+        draws[method][:, missing] = np.nan
+        for k in np.flatnonzero(missing):
+            why[(labels[k], method)] = (
+                f"dataset {dataset}: the {method} coefficient of {labels[k]} is "
+                "undefined: the human scores or the metric values are constant "
+                "over the matched models"
+            )
+    return why
 
 
 def _bootstrap(
@@ -1201,6 +1272,7 @@ def _correlation_rows(
     points: dict[str, _Points],
     draws: dict[str, np.ndarray],
     context: _Context,
+    undefined: Mapping[tuple[str, str], str],
 ) -> pd.DataFrame:
     rows = []
     for method in context.methods:
@@ -1242,7 +1314,7 @@ def _correlation_rows(
                     "n_boot": int(n_valid[k]),
                     "resampling": context.resampling,
                     "ci_level": context.confidence,
-                    "error": "",
+                    "error": undefined.get((label, method), ""),
                 }
             )
     return pd.DataFrame(rows, columns=list(CORRELATION_COLUMNS))

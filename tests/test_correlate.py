@@ -838,3 +838,129 @@ def test_models_without_a_score_are_left_out_with_a_warning(tmp_path):
     assert (result.correlations["n_models"] == 9).all()
     np.testing.assert_allclose(result.correlations["agreement"], 1.0)
     assert "Model-3" in set(result.unmatched["name"])
+
+
+def _fd_rows(out: Path) -> pd.DataFrame:
+    table = pd.read_csv(out / "correlations.csv")
+    return table[table["metric"] == "FD"].reset_index(drop=True)
+
+
+def test_infinite_metric_values_are_missing_values_named_as_infinite(study):
+    """+-inf in a metric table counts as missing, with the missing-value warning."""
+    table = pd.read_csv(study / "metrics.csv")
+    table.loc[[0, 1], "FD"] = np.nan
+    table.to_csv(study / "missing.csv", index=False)
+    table.loc[0, "FD"], table.loc[1, "FD"] = np.inf, -np.inf
+    table.to_csv(study / "infinite.csv", index=False)
+    assert "inf" in (study / "infinite.csv").read_text()
+    outputs = {}
+    for name in ("missing", "infinite"):
+        out = study / f"out_{name}"
+        result = invoke(
+            study / "cifar10.csv",
+            study / f"{name}.csv",
+            "--bootstrap",
+            "300",
+            "--out",
+            out,
+        )
+        assert result.exit_code == 0, result.output
+        outputs[name] = (result.stderr, _fd_rows(out))
+    stderr, rows = outputs["infinite"]
+    assert (
+        "warning: dataset cifar10: metric FD has no value for Model-0 (infinite), "
+        "Model-1 (infinite); its correlations leave them out\n" in stderr
+    )
+    assert "invalid value" not in stderr
+    assert (
+        "warning: dataset cifar10: metric FD has no value for Model-0, Model-1;"
+        in (outputs["missing"][0])
+    )
+    assert (rows["n_models"] == 8).all() and rows["coefficient"].notna().all()
+    pd.testing.assert_frame_equal(rows, outputs["missing"][1], check_exact=True)
+
+
+def test_a_metric_with_only_infinite_values_is_skipped_by_name(study):
+    table = pd.read_csv(study / "metrics.csv")
+    table.loc[table["dataset"] == "CIFAR10", "FD"] = np.inf
+    table.to_csv(study / "metrics.csv", index=False)
+    result = invoke(study / "cifar10.csv", study / "metrics.csv", "--bootstrap", "0")
+    assert result.exit_code == 0, result.output
+    assert "note: dataset cifar10: no values for FD (infinite); skipped\n" in (
+        result.stderr
+    )
+
+
+def test_infinite_human_scores_are_left_out_with_a_warning(tmp_path):
+    scores = dict(zip(MODELS, np.linspace(0.05, 0.4, 10), strict=True))
+    path = write_scores(tmp_path / "hs.csv", "cifar10", scores)
+    frame = pd.read_csv(path)
+    frame.loc[3, "error_rate"] = np.inf
+    frame.loc[5, "error_rate"] = np.nan
+    frame.to_csv(path, index=False)
+    human = corr.read_human(path)
+    assert np.isinf(human.table.loc[3, "error_rate"])
+    table = pd.DataFrame(
+        {"dataset": "cifar10", "model": MODELS, "metric": "FD", "value": 1.0}
+    )
+    table["value"] = -np.arange(10.0)
+    table["encoder"] = table["weights"] = "unknown"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = corr.correlate(human, table, n_boot=200, progress=False)
+    assert [str(w.message) for w in caught] == [
+        "1 models have no error_rate and are left out (e.g. cifar10 / Model-5)",
+        "1 models have an infinite error_rate and are left out (e.g. cifar10 / "
+        "Model-3)",
+    ]
+    rows = result.correlations
+    assert (rows["n_models"] == 8).all()
+    np.testing.assert_allclose(rows["agreement"], 1.0)
+    np.testing.assert_allclose(rows[["ci_low", "ci_high"]], -1.0, atol=1e-12)
+    assert {"Model-3", "Model-5"} <= set(result.unmatched["name"])
+
+
+def test_an_undefined_coefficient_has_no_interval(tmp_path):
+    """Equal model means, varied participants: no estimate, so no interval."""
+    rows = []
+    errors = {"A": (25, 75), "B": (50, 50), "C": (75, 25)}
+    for model, counts in errors.items():
+        for j, n in enumerate(counts):
+            rows.append(
+                {
+                    "id": f"{model}{j}",
+                    "model": model,
+                    "num_correct": 200 - 2 * n,
+                    "err_rt": n / 100,
+                    "f_err_rt": n / 100,
+                    "r_err_rt": n / 100,
+                    "r_ans_rt": 0.5,
+                    "resp_time": 1.0,
+                    "f_resp_time": 0.5,
+                    "r_resp_time": 0.5,
+                }
+            )
+    pd.DataFrame(rows).to_csv(tmp_path / "cifar10.csv", index=False)
+    pd.DataFrame(
+        {"dataset": "cifar10", "model": list(errors), "FD": [3.0, 2, 1]}
+    ).to_csv(tmp_path / "metrics.csv", index=False)
+    result = invoke(
+        tmp_path / "cifar10.csv",
+        tmp_path / "metrics.csv",
+        "--bootstrap",
+        "200",
+        "--out",
+        tmp_path / "out",
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: dataset cifar10: the spearman coefficient of FD is undefined: the "
+        "human scores or the metric values are constant over the matched models\n"
+        in result.stderr
+    )
+    table = pd.read_csv(tmp_path / "out" / "correlations.csv")
+    assert len(table) == 3 and table["coefficient"].isna().all()
+    for column in ("ci_low", "ci_high", "agreement_ci_low", "p_val_boot"):
+        assert table[column].isna().all(), column
+    assert (table["n_boot"] == 0).all()
+    assert table["error"].str.contains("is undefined").all()
