@@ -843,7 +843,9 @@ def correlate(
     Resampling participants adds noise to each model's score on top of the
     noise already in it, which pulls resampled coefficients toward 0. Far
     from ±1 the effect is small; at ±1 a percentile interval can leave out
-    its own estimate, and ``messages`` says so for each such row.
+    its own estimate, and ``messages`` says so for each such row, naming
+    what was resampled. Estimate and bounds that differ by floating-point
+    rounding only (about 1e-12) count as equal.
 
     R equivalent of one coefficient and its interval::
 
@@ -1119,17 +1121,36 @@ def _correlate_dataset(
     return outcome
 
 
+# Coefficients and their bounds are computed in floating point, and one
+# ulp or so separates, say, a Kendall tau of -0.9999999999999998 from the
+# -1.0 of every resample: within this many units of float64 epsilon (about
+# 1e-12, far below the 3 decimals printed) a bound counts as reached.
+_INTERVAL_TOLERANCE = 4096 * np.finfo(float).eps
+
+# Why a percentile interval can leave out its estimate, by what is resampled.
+_OUTSIDE_REASONS = {
+    "models": "only models are resampled (the human scores are one value per "
+    "model); near +-1 their bootstrap distribution is skewed and repeated "
+    "models tie, so a percentile interval can miss its estimate",
+    "models+participants": "models and the participants within them are "
+    "resampled; the participant noise this adds pulls coefficients near +-1 "
+    "toward 0",
+}
+
+
 def _outside_interval(dataset: str, correlations: pd.DataFrame) -> list[str]:
     """Notes for estimates that their own percentile interval leaves out."""
     rows = correlations.dropna(subset=["coefficient", "ci_low", "ci_high"])
+    tolerance = _INTERVAL_TOLERANCE
     outside = rows[
-        (rows["coefficient"] < rows["ci_low"]) | (rows["coefficient"] > rows["ci_high"])
+        (rows["coefficient"] < rows["ci_low"] - tolerance)
+        | (rows["coefficient"] > rows["ci_high"] + tolerance)
     ]
     return [
         f"dataset {dataset}: the {row.ci_level:.0%} interval of {row.label} "
         f"({row.method}) is [{row.ci_low:.3f}, {row.ci_high:.3f}] and leaves out "
-        f"the estimate {row.coefficient:.3f}: resampling participants adds noise "
-        "that pulls coefficients near +-1 toward 0"
+        f"the estimate {row.coefficient:.3f}: "
+        + _OUTSIDE_REASONS.get(row.resampling, _OUTSIDE_REASONS["models"])
         for row in outside.itertuples(index=False)
     ]
 

@@ -964,3 +964,70 @@ def test_an_undefined_coefficient_has_no_interval(tmp_path):
         assert table[column].isna().all(), column
     assert (table["n_boot"] == 0).all()
     assert table["error"].str.contains("is undefined").all()
+
+
+def test_no_false_note_when_the_estimate_equals_its_bound_up_to_rounding(tmp_path):
+    """Kendall's tau of 8 ordered models is -0.9999999999999998, its resamples -1."""
+    models = MODELS[:8]
+    scores = dict(zip(models, np.linspace(0.05, 0.4, 8), strict=True))
+    write_scores(tmp_path / "hs.csv", "cifar10", scores)
+    values = 1000 - 2000 * np.array(list(scores.values()))
+    pd.DataFrame({"dataset": "cifar10", "model": models, "FD": values}).to_csv(
+        tmp_path / "metrics.csv", index=False
+    )
+    result = invoke(
+        tmp_path / "hs.csv",
+        tmp_path / "metrics.csv",
+        "--bootstrap",
+        "500",
+        "--out",
+        tmp_path / "out",
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "out" / "correlations.csv").set_index("method")
+    # The situation of the report: the estimate lies an ulp above its bound.
+    assert table.loc["kendall", "coefficient"] == -0.9999999999999998
+    assert table.loc["kendall", "ci_high"] == -1.0
+    assert "leaves out" not in result.stderr
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("resampling", "reason"),
+    [
+        (
+            "models",
+            "only models are resampled (the human scores are one value per "
+            "model); near +-1 their bootstrap distribution is skewed and "
+            "repeated models tie, so a percentile interval can miss its estimate",
+        ),
+        (
+            "models+participants",
+            "models and the participants within them are resampled; the "
+            "participant noise this adds pulls coefficients near +-1 toward 0",
+        ),
+    ],
+)
+def test_an_estimate_outside_its_interval_is_noted_with_what_was_resampled(
+    resampling, reason
+):
+    rows = pd.DataFrame(
+        {
+            "label": ["FD", "KD", "IS"],
+            "method": "kendall",
+            "coefficient": [-1.0, -1.0 + 1e-15, -0.99],
+            "ci_low": [-0.98, -1.0, -0.97],
+            "ci_high": [-0.5, -1.0, -0.5],
+            "ci_level": 0.95,
+            "resampling": resampling,
+        }
+    )
+    notes = corr._outside_interval("lsun256", rows)
+    assert notes == [
+        f"dataset lsun256: the 95% interval of {label} (kendall) is [{low}, -0.500] "
+        f"and leaves out the estimate {estimate}: {reason}"
+        for label, low, estimate in (
+            ("FD", "-0.980", "-1.000"),
+            ("IS", "-0.970", "-0.990"),
+        )
+    ]
