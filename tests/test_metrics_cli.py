@@ -296,3 +296,70 @@ def test_vendi_per_class_from_a_labels_file(bench, tmp_path) -> None:
     )
     assert tidy.loc[0, "value"] == pytest.approx(expected, rel=1e-12)
     assert tidy.loc[0, "n_real"] == 0
+
+
+def fake_gpus(monkeypatch, count: int) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+
+
+@pytest.mark.parametrize(
+    ("device", "gpus", "message"),
+    [
+        (
+            "cuda",
+            0,
+            "Error: --device cuda: no CUDA device is available here; use cpu, or "
+            "leave the device out to choose automatically",
+        ),
+        (
+            "cuda:3",
+            2,
+            "Error: --device cuda:3: this machine has 2 CUDA device(s), cuda:0 to "
+            "cuda:1; use cpu, or leave the device out to choose automatically",
+        ),
+        ("tpu", 0, "Error: --device tpu: unknown device; allowed: cpu, cuda, cuda:N"),
+        ("cpu:0", 0, "Error: --device cpu:0: unknown device; allowed: cpu, cuda"),
+    ],
+)
+def test_device_is_checked_before_anything_else(
+    bench, tmp_path, monkeypatch, device, gpus, message
+) -> None:
+    fake_gpus(monkeypatch, gpus)
+    features = save_feature_file(
+        tmp_path / "real.npz", FeatureSet(np.ones((20, 4)), [], {"shard": [0, 1]})
+    )
+    runs = [
+        # folders: checked before a model is built (cuda used to be a traceback)
+        [str(bench / "real"), str(bench / "good"), *common(tmp_path)],
+        # feature files and merging build no model: the device used to be ignored
+        [str(features), f"m={features}", "-e", "pixels", "--dataset", "d"],
+        ["--merge-shards", str(features)],
+    ]
+    for args in runs:
+        out = tmp_path / "out"
+        code, output = run(*args, "-o", str(out), "--device", device)
+        assert code == 2, output
+        assert output.splitlines()[-1].startswith(message), output
+        assert not out.exists()
+
+
+def test_an_existing_device_is_accepted(tmp_path, monkeypatch) -> None:
+    from analysis.metrics.devices import check_device
+
+    fake_gpus(monkeypatch, 2)
+    assert [check_device(d) for d in ("cpu", "cuda", "cuda:1")] == [
+        "cpu",
+        "cuda",
+        "cuda:1",
+    ]
+    features = save_feature_file(
+        tmp_path / "real.npz", FeatureSet(np.ones((20, 4)), [])
+    )
+    code, output = run(
+        str(features), f"m={features}", "-e", "pixels", "--dataset", "d",
+        "-m", "FD", "-o", str(tmp_path / "out"), "--device", "cuda:1",
+    )  # fmt: skip
+    assert code == 0, output

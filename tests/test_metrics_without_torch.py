@@ -113,3 +113,21 @@ print(",".join(loaded) or "none")
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "none"
+
+
+def test_device_is_checked_without_torch(tmp_path) -> None:
+    real = save_feature_file(tmp_path / "real.npz", FeatureSet(np.ones((5, 2)), []))
+    base = ["metrics", real, f"m={real}", "-o", tmp_path / "out", "--dataset", "d"]
+
+    cuda = analysis(*base, "--device", "cuda")
+    tpu = analysis(*base, "--device", "tpu")
+
+    assert (cuda.returncode, tpu.returncode) == (2, 2)
+    assert cuda.stderr.splitlines()[-1] == (
+        "Error: --device cuda: no CUDA device is available here; use cpu, or "
+        "leave the device out to choose automatically"
+    )
+    assert tpu.stderr.splitlines()[-1] == (
+        "Error: --device tpu: unknown device; allowed: cpu, cuda, cuda:N"
+    )
+    assert not (tmp_path / "out").exists()

@@ -25,6 +25,7 @@ from analysis.metrics.defaults import (
     METRIC_HELP,
     SEED,
 )
+from analysis.metrics.devices import DEVICES_TEXT, check_device
 from analysis.metrics.featureset import (
     FeatureSet,
     load_feature_file,
@@ -182,7 +183,11 @@ class _Input:
     show_default=True,
     help="Image-decoding processes (0: decode in this process).",
 )
-@click.option("--device", help="cpu, cuda or cuda:N. [default: cuda if available]")
+@click.option(
+    "--device",
+    help=f"One of {DEVICES_TEXT}; checked on this machine before anything "
+    "else. [default: cuda if available, else cpu]",
+)
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -263,6 +268,12 @@ def metrics(
       analysis metrics real/ gen/ -o out --shard 0/4 ...
       analysis metrics --merge-shards -o out out/features/*shard*.npz
     """
+    if device is not None:
+        # before anything is read or built, whatever the inputs are
+        try:
+            check_device(device)
+        except ValueError as error:
+            raise click.UsageError(f"--device {error}") from None
     try:
         if merge_shards:
             _merge(inputs, out_dir)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from timm.models import load_state_dict
 
 from analysis.metrics.cache import file_digest
+from analysis.metrics.devices import check_device
 from analysis.metrics.registry import EncoderSpec, get_encoder_spec
 from analysis.metrics.table import NO_WEIGHTS, RANDOM_INIT
 
@@ -343,12 +344,11 @@ def _use_fid_inception_blocks(model: torch.nn.Module) -> None:
 
 
 def resolve_device(device: str | None = None) -> torch.device:
-    """The device to run on: as given, else CUDA when available, else the CPU."""
+    """The device to run on: as given, else CUDA when available, else the CPU.
+
+    A given device is checked by :func:`~analysis.metrics.devices.check_device`
+    (ValueError when unknown or not on this machine).
+    """
     if device:
-        try:
-            return torch.device(device)
-        except RuntimeError as error:
-            raise ValueError(
-                f"unknown device {device!r} (try cpu, cuda, cuda:0)"
-            ) from error
+        return torch.device(check_device(device))
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
