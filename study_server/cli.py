@@ -13,7 +13,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
-from .db import db, upgrade_schema
+from .db import db, requires_schema, upgrade_schema
 from .errors import StudyError
 from .models import Session, Stimulus, Study
 from .studyfile import StudyFileError
@@ -24,6 +24,7 @@ study_cli = AppGroup("study", help="Load and list studies.")
 @study_cli.command("load")
 @click.argument("study_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@requires_schema
 def load_command(study_file: Path, quiet: bool) -> None:
     """Validate STUDY_FILE and create or update its study, importing its images.
 
@@ -44,6 +45,7 @@ def load_command(study_file: Path, quiet: bool) -> None:
 
 
 @study_cli.command("list")
+@requires_schema
 def list_command() -> None:
     """Show every study with its status, images and sessions by status."""
     studies = db.session.scalars(select(Study).order_by(Study.slug)).all()
@@ -98,7 +100,7 @@ def demo_command(host: str, port: int) -> None:
     from .services.accounts import create_researcher
     from .services.studies import load_study
 
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     upgrade_schema()
     demo_dir = build_demo(Path(app.instance_path) / "demo")
     study_file = demo_dir / "study.toml" if demo_dir.is_dir() else demo_dir

@@ -8,15 +8,21 @@ through the Alembic migrations in ``study_server/migrations``.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import click
 import flask_migrate
+import sqlalchemy as sa
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import Migrate
@@ -155,6 +161,81 @@ def init_app(app: Flask) -> None:
         _ENGINES.update(db.engines.values())
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     app.cli.add_command(init_db_command)
+
+
+def _revisions() -> tuple[set[str], set[str]]:
+    """The newest migrations and every migration, by revision id."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", MIGRATIONS_DIR)
+    script = ScriptDirectory.from_config(config)
+    known = {revision.revision for revision in script.walk_revisions()}
+    return set(script.get_heads()), known
+
+
+def schema_problem() -> str | None:
+    """Say what is wrong with the app's database schema, or None if nothing.
+
+    The schema must have every table of the models and, when Alembic made
+    it, the newest migration. A database that cannot be reached is a problem
+    too. Needs an app context.
+    """
+    from . import models  # noqa: F401  (every table in db.metadata)
+
+    uri = db.engine.url.render_as_string(hide_password=True)
+    fix = "run `flask --app study_server init-db` first"
+    try:
+        # DEFERRED: a look at the schema need not wait for SQLite's write lock.
+        with db.engine.connect().execution_options(
+            sqlite_begin="DEFERRED"
+        ) as connection:
+            present = set(sa.inspect(connection).get_table_names())
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return f"cannot open the database at {uri}: {reason}"
+    missing = sorted(set(db.metadata.tables) - present)
+    if missing == sorted(db.metadata.tables):
+        return f"the database at {uri} has no schema yet; {fix}"
+    if missing:
+        return (
+            f"the database at {uri} has an old schema (no table "
+            f"{', '.join(missing)}); {fix}"
+        )
+    newest, known = _revisions()
+    # No revision at all: db.create_all() made the schema (the tests do).
+    if not current or current == newest:
+        return None
+    revision = ", ".join(sorted(current))
+    if not current <= known:
+        return (
+            f"the database at {uri} has schema revision {revision}, which this "
+            "version of the study server does not know; run the newer version"
+        )
+    return (
+        f"the database at {uri} has an old schema (revision {revision}, newest "
+        f"{', '.join(sorted(newest))}); {fix}"
+    )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def requires_schema(command: Callable[P, R]) -> Callable[P, R]:
+    """Make a command that uses the database stop early if the schema is not there.
+
+    Without it, a command run before ``init-db`` ends in a traceback about a
+    missing table. The message goes to stderr with exit status 1.
+    """
+
+    @functools.wraps(command)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        problem = schema_problem()
+        if problem is not None:
+            raise click.ClickException(problem)
+        return command(*args, **kwargs)
+
+    return checked
 
 
 def upgrade_schema() -> None:

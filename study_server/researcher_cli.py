@@ -20,7 +20,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from tqdm import tqdm
 
-from .db import db
+from .db import db, requires_schema
 from .errors import NotFound, StudyError
 from .models import Researcher, Study
 from .services import accounts, exports, lifecycle
@@ -53,6 +53,7 @@ _password_stdin = click.option(
 @researcher_cli.command("create")
 @click.argument("username")
 @_password_stdin
+@requires_schema
 def create_command(username: str, password_stdin: bool) -> None:
     """Create a researcher login USERNAME; asks for the password twice.
 
@@ -70,6 +71,7 @@ def create_command(username: str, password_stdin: bool) -> None:
 @researcher_cli.command("password")
 @click.argument("username")
 @_password_stdin
+@requires_schema
 def password_command(username: str, password_stdin: bool) -> None:
     """Set a new password for USERNAME; their open logins end."""
     password = _read_password(password_stdin)
@@ -82,6 +84,7 @@ def password_command(username: str, password_stdin: bool) -> None:
 
 @researcher_cli.command("unlock")
 @click.argument("username")
+@requires_schema
 def unlock_command(username: str) -> None:
     """Lift the lock-out of USERNAME after too many failed logins."""
     try:
@@ -92,6 +95,7 @@ def unlock_command(username: str) -> None:
 
 
 @researcher_cli.command("list")
+@requires_schema
 def list_command() -> None:
     """Show the researcher logins, their last login and any lock-out."""
     researchers = db.session.scalars(select(Researcher).order_by(Researcher.username))
@@ -195,6 +199,7 @@ def _known_studies() -> str:
     return ", ".join(slugs) or "none"
 
 
+@requires_schema
 def run_export(
     app: Flask,
     study: str,
@@ -277,6 +282,7 @@ def export_command(
 
 @sessions_cli.command("abandon-inactive")
 @click.option("--study", "slug", help="Only this study (default: every study).")
+@requires_schema
 def abandon_command(slug: str | None) -> None:
     """Mark active sessions silent past their study's limit as abandoned.
 
