@@ -542,6 +542,17 @@ def import_folder(
     )  # fmt: skip
 
 
+class FolderProblems(StimulusImportError):
+    """Every problem found with a study's image folders, one per line.
+
+    ``problems`` lists them; the message is the same lines joined.
+    """
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
 def _describe(key: str, path: Path) -> str:
     return f"images.{key}: {path}"
 
@@ -594,27 +605,39 @@ def _model_folders(key: str, folder: Path, role: Role) -> list[SourceFolder]:
         )
     seen: dict[str, str] = {}
     out = []
+    problems: list[str] = []
     for model in models:
-        if normalize_name(model.name) == _REAL:
-            raise StimulusImportError(
-                f"{_describe(key, model)}: a model cannot be named {model.name!r}; "
-                "'real' is reserved for real images (put them in images.real)"
-            )
-        name_key = normalize_name(model.name)
-        if name_key in seen:
-            raise StimulusImportError(
-                f"{_describe(key, folder)}: model folders {seen[name_key]!r} and "
-                f"{model.name!r} differ only in case or punctuation; model names "
-                "are matched ignoring both, so rename one"
-            )
-        seen[name_key] = model.name
         try:
-            check_source_name(model.name)
-        except ValueError as exc:
-            raise StimulusImportError(f"{_describe(key, model)}: {exc}") from None
-        _require_images(key, model, f"expected the images of model {model.name!r}")
+            _check_model(key, folder, model, seen)
+        except StimulusImportError as exc:
+            problems.append(str(exc))
+            continue
         out.append(SourceFolder(model, model.name, False, role))
+    if problems:
+        raise FolderProblems(problems)
     return out
+
+
+def _check_model(key: str, folder: Path, model: Path, seen: dict[str, str]) -> None:
+    """Refuse one model subfolder; ``seen`` maps the names met so far."""
+    if normalize_name(model.name) == _REAL:
+        raise StimulusImportError(
+            f"{_describe(key, model)}: a model cannot be named {model.name!r}; "
+            "'real' is reserved for real images (put them in images.real)"
+        )
+    name_key = normalize_name(model.name)
+    if name_key in seen:
+        raise StimulusImportError(
+            f"{_describe(key, folder)}: model folders {seen[name_key]!r} and "
+            f"{model.name!r} differ only in case or punctuation; model names "
+            "are matched ignoring both, so rename one"
+        )
+    seen[name_key] = model.name
+    try:
+        check_source_name(model.name)
+    except ValueError as exc:
+        raise StimulusImportError(f"{_describe(key, model)}: {exc}") from None
+    _require_images(key, model, f"expected the images of model {model.name!r}")
 
 
 def _kind_folders(
@@ -660,8 +683,12 @@ def _kind_folders(
     return out
 
 
-def _check_separate(folders: dict[str, Path]) -> None:
-    """Refuse folders that are equal or nested: an image would serve two roles."""
+def _check_separate(folders: dict[str, Path]) -> dict[str, str]:
+    """Folders that are equal or nested (an image would serve two roles).
+
+    Returns the problem of each such key, naming the earlier key it clashes with.
+    """
+    problems: dict[str, str] = {}
     keys = list(folders)
     for i, key in enumerate(keys):
         for other in keys[:i]:
@@ -674,10 +701,12 @@ def _check_separate(folders: dict[str, Path]) -> None:
                 relation = f"holds images.{other} ({other_path})"
             else:
                 continue
-            raise StimulusImportError(
+            problems.setdefault(
+                key,
                 f"{_describe(key, path)}: {relation}; the folders must be separate "
-                "so no image serves two roles"
+                "so no image serves two roles",
             )
+    return problems
 
 
 def study_image_sources(
@@ -705,42 +734,64 @@ def study_image_sources(
 
     Raises
     ------
-    StimulusImportError
-        Naming the key, the bad path and what is expected: an unknown key, a
+    FolderProblems
+        A :class:`StimulusImportError` listing every problem found, each
+        naming the key, the bad path and what is expected: an unknown key, a
         missing folder or subfolder, a folder without images, image files
         outside the model subfolders, a model named ``real``, two model names
         equal up to case and punctuation, or folders nested in one another.
+        Each key's folder is checked even when another key's is wrong.
     """
-    unknown = sorted(set(images_table) - set(IMAGE_KEYS))
-    if unknown:
-        raise StimulusImportError(
-            f"images.{unknown[0]}: unknown key; allowed keys: {', '.join(IMAGE_KEYS)}"
-        )
+    allowed = ", ".join(IMAGE_KEYS)
+    problems = [
+        f"images.{key}: unknown key; allowed keys: {allowed}"
+        for key in sorted(set(images_table) - set(IMAGE_KEYS))
+    ]
     folders: dict[str, Path] = {}
     for key in IMAGE_KEYS:
         value = images_table.get(key)
         if value is None:
             if key in ("real", "generated"):
-                raise StimulusImportError(f"images.{key}: required key is missing")
-            continue
-        if not isinstance(value, str | os.PathLike) or not str(value).strip():
-            raise StimulusImportError(
+                problems.append(f"images.{key}: required key is missing")
+        elif not isinstance(value, str | os.PathLike) or not str(value).strip():
+            problems.append(
                 f"images.{key}: got {value!r}; allowed: a folder path relative to "
                 "the study file"
             )
-        folders[key] = (Path(base_dir) / value).resolve()
+        else:
+            folders[key] = (Path(base_dir) / value).resolve()
 
-    _check_separate(folders)
-    real = folders["real"]
-    _require_folder("real", real, "expected a folder of real images")
-    _require_images("real", real, "expected real images")
-    sources = [SourceFolder(real, _REAL, True, "main")]
-    sources += _model_folders("generated", folders["generated"], "main")
-    if "practice" in folders:
-        sources += _kind_folders("practice", folders["practice"], "practice", both=True)
-    if "checks" in folders:
-        sources += _kind_folders("checks", folders["checks"], "check", both=False)
+    clashes = _check_separate(folders)
+    sources: list[SourceFolder] = []
+    for key, path in folders.items():
+        # A folder inside another is reported as that alone: its own layout
+        # problems would only repeat it.
+        if key in clashes:
+            problems.append(clashes[key])
+            continue
+        try:
+            sources += _FOLDER_CHECKS[key](key, path)
+        except FolderProblems as exc:
+            problems += exc.problems
+        except StimulusImportError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise FolderProblems(problems)
     return sources
+
+
+def _real_folder(key: str, path: Path) -> list[SourceFolder]:
+    _require_folder(key, path, "expected a folder of real images")
+    _require_images(key, path, "expected real images")
+    return [SourceFolder(path, _REAL, True, "main")]
+
+
+_FOLDER_CHECKS: dict[str, Callable[[str, Path], list[SourceFolder]]] = {
+    "real": _real_folder,
+    "generated": partial(_model_folders, role="main"),
+    "practice": partial(_kind_folders, role="practice", both=True),
+    "checks": partial(_kind_folders, role="check", both=False),
+}
 
 
 def _manifest_row(image: ImportedImage, relative_to: Path | None) -> dict[str, str]:

@@ -12,6 +12,7 @@ from PIL import Image
 
 from stimuli.importer import (
     MANIFEST_COLUMNS,
+    FolderProblems,
     ImportedImage,
     SourceFolder,
     import_folder,
@@ -386,6 +387,34 @@ def test_layout_mistakes_name_key_path_and_expectation(study_dir, change):
     table = _mutate(study_dir, change)
     with pytest.raises(StimulusImportError, match=MISTAKES[change]):
         study_image_sources(table, study_dir)
+
+
+def test_every_layout_mistake_is_listed_not_only_the_first(study_dir):
+    table = _mutate(study_dir, "missing real folder")
+    table["practice"] = "images/generated/biggan"
+    table["checks"] = "images/none"
+    write(study_dir / "images/generated/Real/x.png", Image.fromarray(pixels(9)))
+    write(study_dir / "images/generated/biggan2/notes.txt", b"")
+
+    with pytest.raises(FolderProblems) as caught:
+        study_image_sources(table, study_dir)
+
+    images = (study_dir / "images").resolve()
+    assert caught.value.problems == [
+        f"images.real: {images / 'photos'}: folder not found (expected a folder "
+        "of real images)",
+        f"images.generated: {images / 'generated/Real'}: a model cannot be named "
+        "'Real'; 'real' is reserved for real images (put them in images.real)",
+        f"images.generated: {images / 'generated/biggan2'}: no image files "
+        "(expected the images of model 'biggan2'; image files end in .png, .jpg, "
+        ".jpeg, .jpe, .jfif, .webp)",
+        f"images.practice: {images / 'generated/biggan'}: lies inside "
+        f"images.generated ({images / 'generated'}); the folders must be separate "
+        "so no image serves two roles",
+        f"images.checks: {images / 'none'}: folder not found (expected subfolders "
+        "real/ and/or generated/)",
+    ]
+    assert str(caught.value) == "\n".join(caught.value.problems)
 
 
 # --- manifest ----------------------------------------------------------------------

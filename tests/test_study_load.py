@@ -154,6 +154,34 @@ def test_missing_folder_names_the_key(app, runner, tmp_path):
     assert counts(app)["study"] == 0
 
 
+def test_every_folder_problem_is_listed_at_once(app, runner, tmp_path):
+    folder = make_folder(
+        tmp_path,
+        images={"real": "images/nothere", "practice": "images/nope"},
+    )
+    (folder / "images/generated/m2/empty").mkdir()  # a model folder without images
+    for image in (folder / "images/generated/m2").glob("*.png"):
+        image.unlink()
+    result = runner.invoke(
+        args=["study", "load", str(folder / "study.toml"), "--quiet"]
+    )
+
+    assert result.exit_code == 1
+    images = (folder / "images").resolve()
+    assert result.stderr == (
+        f"Error: {folder / 'study.toml'}: 3 problem(s):\n"
+        f"  - images.real: {images / 'nothere'}: folder not found "
+        "(expected a folder of real images)\n"
+        f"  - images.generated: {images / 'generated/m2'}: no image files "
+        "(expected the images of model 'm2'; image files end in .png, .jpg, "
+        ".jpeg, .jpe, .jfif, .webp)\n"
+        f"  - images.practice: {images / 'nope'}: folder not found "
+        "(expected subfolders real/ and generated/)\n"
+    )
+    assert counts(app) == {"study": 0, "stimulus": 0, "event": 0, "session": 0}
+    assert stored_files(app) == []
+
+
 def test_within_design_needs_a_share_per_model(app, runner, tmp_path):
     folder = make_folder(tmp_path, n_model=3, top={"design": "within"})
     result = runner.invoke(

@@ -17,7 +17,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from stimuli.importer import ImportReport, import_sources, study_image_sources
+from stimuli.importer import (
+    FolderProblems,
+    ImportReport,
+    import_sources,
+    study_image_sources,
+)
 from stimuli.normalize import StimulusImportError
 from stimuli.store import ContentStore
 
@@ -132,6 +137,8 @@ def load_study(
     settings = parse_study_file(path)
     try:
         sources = study_image_sources(settings.images.model_dump(), path.parent)
+    except FolderProblems as exc:
+        raise StudyFileError(path, exc.problems) from None
     except StimulusImportError as exc:
         raise StudyFileError(path, [str(exc)]) from None
 
