@@ -595,6 +595,58 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], path: Path, what: str)
         )
 
 
+def _row(path: Path, position: int) -> str:
+    """Where row ``position`` (0-based, after the header) of a file lies."""
+    if path.suffix == ".parquet":
+        return f"row {position + 1}"
+    return f"row {position + 1} (line {position + 2} of the file)"
+
+
+def _numeric(
+    frame: pd.DataFrame, column: str, path: Path, *, required: bool = False
+) -> pd.Series:
+    """A column as floats, or an error naming the file, column, value and row.
+
+    Empty cells become NaN, or are an error too when ``required``.
+    """
+    values = frame[column]
+    numbers = pd.to_numeric(values, errors="coerce")
+    text = values.astype("string").str.strip()
+    empty = values.isna() | (text == "").fillna(True)
+    bad = (numbers.isna() & ~empty).to_numpy()
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{path}: column {column!r} must be numeric; found "
+            f"{values.iloc[position]!r} in {_row(path, position)}"
+        )
+    if required and empty.any():
+        position = int(np.flatnonzero(empty.to_numpy())[0])
+        raise ValueError(
+            f"{path}: column {column!r} must be filled in; it is empty in "
+            f"{_row(path, position)}"
+        )
+    return numbers.astype(float)
+
+
+def _first_bad(
+    values: pd.Series, bad: pd.Series, column: str, path: Path, allowed: str
+) -> None:
+    """Raise naming the first value of ``values`` where ``bad`` holds."""
+    flags = bad.to_numpy(dtype=bool)
+    if flags.any():
+        position = int(np.flatnonzero(flags)[0])
+        value = values.iloc[position]
+        if isinstance(value, np.generic):
+            value = value.item()
+        more = int(flags.sum()) - 1
+        raise ValueError(
+            f"{path}: column {column!r} must be {allowed}; found {value!r} in "
+            f"{_row(path, position)}"
+            + (f", and {more} more row(s) like it" if more else "")
+        )
+
+
 def _set_dataset(
     frame: pd.DataFrame, dataset: str | None, default: str | None, path: Path
 ) -> pd.DataFrame:
@@ -632,6 +684,14 @@ def _read_published_participants(path: Path, dataset: str | None) -> pd.DataFram
     _require(raw, list(PUBLISHED_PARTICIPANT_COLUMNS), path, "a per-participant file")
     if raw.empty:
         raise ValueError(f"{path} has no rows")
+    rate_columns = ("err_rt", "f_err_rt", "r_err_rt", "r_ans_rt")
+    for column in ("num_correct", *rate_columns):
+        raw[column] = _numeric(raw, column, path, required=True)
+        if column in rate_columns:
+            rate = raw[column]
+            _first_bad(rate, (rate < 0) | (rate > 1), column, path, "a rate in [0, 1]")
+    for column in ("resp_time", "f_resp_time", "r_resp_time"):
+        raw[column] = _numeric(raw, column, path)
     table = raw.rename(columns=PUBLISHED_PARTICIPANT_COLUMNS)
     table = _set_dataset(table, dataset, path.stem, path)
     if "dataset" not in raw.columns and raw["id"].duplicated().any():
@@ -640,10 +700,6 @@ def _read_published_participants(path: Path, dataset: str | None) -> pd.DataFram
             f"{path}: participant ids repeat ({', '.join(map(str, ids))}); the file "
             "seems to mix datasets without a dataset column; add one or split it"
         )
-    rates = ["error_rate", "fake_error_rate", "real_error_rate", "answered_real_rate"]
-    values = table[rates].to_numpy(dtype=float)
-    if np.isnan(values).any() or (values < 0).any() or (values > 1).any():
-        raise ValueError(f"{path}: error rates must lie in [0, 1] and not be empty")
     n_fake, n_real = PUBLISHED_FAKE_TRIALS, PUBLISHED_REAL_TRIALS
     fake_errors = table["fake_error_rate"] * n_fake
     real_errors = table["real_error_rate"] * n_real
@@ -691,13 +747,10 @@ def _read_trial_file(path: Path, dataset: str | None) -> pd.DataFrame:
         if kind == "boolean":
             frame[column] = _parse_bool(frame[column], column, path)
         elif kind in ("Int64", "Float64"):
-            numbers = pd.to_numeric(frame[column], errors="coerce")
-            bad = numbers.isna() & frame[column].notna()
-            if bad.any():
-                example = frame.loc[bad, column].iloc[0]
-                raise ValueError(
-                    f"{path}: column {column!r} must be numeric; found {example!r}"
-                )
+            numbers = _numeric(frame, column, path)
+            if kind == "Int64":
+                fraction = numbers.notna() & (numbers != numbers.round())
+                _first_bad(frame[column], fraction, column, path, "a whole number")
             frame[column] = numbers.astype(kind)
         elif kind == "string" or column not in types:
             frame[column] = frame[column].astype("string").str.strip()
@@ -818,18 +871,23 @@ def _read_image_file(path: Path, dataset: str | None) -> pd.DataFrame:
         table["dataset"] = raw["dataset"]
     default = PUBLISHED_IMAGE_FILE_DATASETS.get(path.stem, path.stem)
     table = _set_dataset(table, dataset, default, path)
-    generated = pd.to_numeric(table["generated"], errors="coerce")
-    if not generated.isin([0, 1]).all():
-        raise ValueError(f"{path}: 'generated' must be 0 or 1 on every row")
-    n = pd.to_numeric(table["n_judgements"], errors="coerce")
-    n_gen = pd.to_numeric(table["n_judged_generated"], errors="coerce")
-    if n.isna().any() or n_gen.isna().any() or (n < 1).any() or (n_gen < 0).any():
-        raise ValueError(f"{path}: guess counts must be whole numbers, at least 1")
-    if (n_gen > n).any():
-        raise ValueError(
-            f"{path}: number_guesses_generated exceeds number_guesses on "
-            f"{int((n_gen > n).sum())} rows"
-        )
+    generated = _numeric(raw, "generated", path, required=True)
+    _first_bad(raw["generated"], ~generated.isin([0, 1]), "generated", path, "0 or 1")
+    n = _numeric(raw, "number_guesses", path, required=True)
+    n_gen = _numeric(raw, "number_guesses_generated", path, required=True)
+    for column, counts, least in (
+        ("number_guesses", n, 1),
+        ("number_guesses_generated", n_gen, 0),
+    ):
+        bad = (counts < least) | (counts != counts.round())
+        _first_bad(raw[column], bad, column, path, f"a whole number, at least {least}")
+    _first_bad(
+        raw["number_guesses_generated"],
+        n_gen > n,
+        "number_guesses_generated",
+        path,
+        "at most number_guesses",
+    )
     table["is_real"] = generated == 0
     table["n_judgements"] = n.astype(int)
     table["n_judged_generated"] = n_gen.astype(int)

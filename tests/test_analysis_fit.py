@@ -415,3 +415,34 @@ def test_one_image_has_no_interval(export_csv, tmp_path):
     assert scores.loc["one_real", ["real_ci_low", "real_ci_high"]].isna().all()
     low, rate, high = scores.loc["one_real", ["ci_low", "error_rate", "ci_high"]]
     assert 0 < low < rate < high < 1
+
+
+def test_non_numeric_published_cell_names_file_column_value_and_row(tmp_path):
+    path = tmp_path / "cifar10.csv"
+    path.write_text(
+        "id,model,num_correct,err_rt,f_err_rt,r_err_rt,r_ans_rt,resp_time,"
+        "f_resp_time,r_resp_time\n"
+        "participant_0,ACGAN,171.0,0.145,0.09,0.2,0.445,158.68,81.6,77.08\n"
+        "participant_1,ACGAN,182.0,abc,0.06,0.12,0.47,260.57,135.27,125.3\n"
+    )
+    result = run(str(path), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {path}: column 'err_rt' must be numeric; found 'abc' in row 2 "
+        "(line 3 of the file)\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_numeric_cell_in_the_published_file_is_named(shared_data, tmp_path):
+    raw = pd.read_csv(shared_data / PUBLISHED / "per_participant" / "cifar10.csv")
+    raw["err_rt"] = raw["err_rt"].astype(object)
+    raw.loc[10, "err_rt"] = "abc"
+    path = tmp_path / "cifar10.csv"
+    raw.to_csv(path, index=False)
+    result = run(str(path), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {path}: column 'err_rt' must be numeric; found 'abc' in row 11 "
+        "(line 12 of the file)\n"
+    )

@@ -254,3 +254,144 @@ def test_file_format_skips_detection(export_csv, tmp_path):
         read_participants(path, file_format="trials")
     with pytest.raises(ValueError, match="file_format must be one of"):
         read_participants(path, file_format="images")
+
+
+# Three participants in the published per-participant layout (100 generated
+# and 100 real trials each), written as text so that any cell can be spoiled.
+PUBLISHED_PARTICIPANTS = (
+    "id,model,num_correct,err_rt,f_err_rt,r_err_rt,r_ans_rt,resp_time,"
+    "f_resp_time,r_resp_time\n"
+    "participant_0,ACGAN,171.0,0.145,0.09,0.2,0.445,158.68,81.6,77.08\n"
+    "participant_1,ACGAN,182.0,0.09,0.06,0.12,0.47,260.57,135.27,125.3\n"
+    "participant_2,NVAE,150.0,0.25,0.3,0.2,0.55,200.0,100.0,100.0\n"
+)
+
+# Three images in the published per-image layout.
+PUBLISHED_IMAGES = (
+    ",model,generated,image_path,number_guesses,number_guesses_generated,"
+    "soft_label\n"
+    "0,ACGAN,0,9/2128.png,1,0,0.0\n"
+    "1,ACGAN,1,6/0426.png,2,1,0.5\n"
+    "2,ACGAN,1,6/0427.png,3,3,1.0\n"
+)
+
+
+def _spoil(text: str, row: int, column: str, value: str) -> str:
+    lines = text.splitlines()
+    header = lines[0].split(",")
+    cells = lines[row].split(",")
+    cells[header.index(column)] = value
+    lines[row] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
+def test_published_participants_layout_reads(tmp_path):
+    path = tmp_path / "cifar10.csv"
+    path.write_text(PUBLISHED_PARTICIPANTS)
+    table = read_participants(path)
+    assert list(table["error_rate"]) == [0.145, 0.09, 0.25]
+    assert list(table["n_correct"]) == [171, 182, 150]
+    images = tmp_path / "cifar10_labeled_data.csv"
+    images.write_text(PUBLISHED_IMAGES)
+    errors = read_images(images).set_index("image")["n_errors"]
+    assert errors.to_dict() == {"9/2128.png": 0, "6/0426.png": 1, "6/0427.png": 0}
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "value", "message"),
+    [
+        (2, "err_rt", "abc", "column 'err_rt' must be numeric; found 'abc' in row 2"),
+        (1, "num_correct", "many", "column 'num_correct' must be numeric; found "),
+        (3, "r_ans_rt", "1.5", "column 'r_ans_rt' must be a rate in [0, 1]; found "),
+        (3, "f_err_rt", "inf", "column 'f_err_rt' must be a rate in [0, 1]; found "),
+        (2, "r_err_rt", "", "column 'r_err_rt' must be filled in; it is empty in "),
+        (1, "resp_time", "slow", "column 'resp_time' must be numeric; found 'slow'"),
+    ],
+)
+def test_bad_published_participant_cell_is_named(tmp_path, row, column, value, message):
+    path = tmp_path / "cifar10.csv"
+    path.write_text(_spoil(PUBLISHED_PARTICIPANTS, row, column, value))
+    with pytest.raises(ValueError) as caught:
+        read_participants(path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}: {message}")
+    assert text.endswith(f" row {row} (line {row + 1} of the file)")
+
+
+def test_published_participant_error_message_in_full(tmp_path):
+    path = tmp_path / "cifar10.csv"
+    path.write_text(_spoil(PUBLISHED_PARTICIPANTS, 2, "err_rt", "abc"))
+    with pytest.raises(ValueError) as caught:
+        read_participants(path)
+    assert str(caught.value) == (
+        f"{path}: column 'err_rt' must be numeric; found 'abc' in row 2 "
+        "(line 3 of the file)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "value", "message"),
+    [
+        (
+            2,
+            "generated",
+            "yes",
+            "column 'generated' must be numeric; found 'yes' in row 2 (line 3 of "
+            "the file)",
+        ),
+        (
+            3,
+            "generated",
+            "2",
+            "column 'generated' must be 0 or 1; found 2 in row 3 (line 4 of the file)",
+        ),
+        (
+            1,
+            "number_guesses",
+            "two",
+            "column 'number_guesses' must be numeric; found 'two' in row 1 (line 2 "
+            "of the file)",
+        ),
+        (
+            2,
+            "number_guesses",
+            "1.5",
+            "column 'number_guesses' must be a whole number, at least 1; found 1.5 "
+            "in row 2 (line 3 of the file)",
+        ),
+        (
+            1,
+            "number_guesses_generated",
+            "4",
+            "column 'number_guesses_generated' must be at most number_guesses; "
+            "found 4 in row 1 (line 2 of the file)",
+        ),
+        (
+            3,
+            "number_guesses",
+            "",
+            "column 'number_guesses' must be filled in; it is empty in row 3 (line "
+            "4 of the file)",
+        ),
+    ],
+)
+def test_bad_published_image_cell_is_named(tmp_path, row, column, value, message):
+    path = tmp_path / "cifar10_labeled_data.csv"
+    path.write_text(_spoil(PUBLISHED_IMAGES, row, column, value))
+    with pytest.raises(ValueError) as caught:
+        read_images(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_bad_trial_number_names_its_row(export_csv, tmp_path):
+    frame = pd.read_csv(export_csv)
+    frame["rt_ms"] = frame["rt_ms"].astype(object)
+    frame.loc[3, "rt_ms"] = "fast"
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValueError) as caught:
+        read_trials(path)
+    assert str(caught.value) == (
+        f"{path}: column 'rt_ms' must be numeric; found 'fast' in row 4 (line 5 "
+        "of the file)"
+    )
