@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,43 +92,135 @@ def save_feature_file(path: str | Path, features: FeatureSet) -> Path:
 def load_feature_file(path: str | Path) -> FeatureSet:
     """Read a feature file (see the module docstring).
 
+    Nothing in the file is unpickled (``allow_pickle=False``), and every array
+    is checked before use, so a corrupt or foreign file gives a message, not
+    a traceback.
+
     Raises
     ------
     ValueError
-        If the file is missing, not an ``.npz`` archive, or has no features.
+        If the file is missing, not an ``.npz`` archive (or a damaged one),
+        holds no features, or has an array of the wrong type or shape. Every
+        message starts with ``feature file`` or ``cannot read feature file``.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"feature file {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            names = list(data.files)
-            if "features" in names:
-                key = "features"
-            elif len(names) == 1:
-                key = names[0]
-            else:
-                raise ValueError(
-                    f"feature file {path} has no 'features' array (has {names})"
-                )
-            features = np.asarray(data[key], dtype=np.float32)
-            meta = json.loads(str(data["meta"])) if "meta" in names else {}
-            paths = [str(p) for p in data["paths"]] if "paths" in names else []
-            logits = np.asarray(data["logits"]) if "logits" in names else None
-            labels = [str(v) for v in data["labels"]] if "labels" in names else None
-    except (OSError, ValueError) as error:
-        if isinstance(error, ValueError) and str(error).startswith("feature file"):
-            raise
-        raise ValueError(f"cannot read feature file {path}: {error}") from error
+        # our own handle: numpy leaves its file open when the archive is bad
+        with open(path, "rb") as handle:
+            data = np.load(handle, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            arrays = {name: data[name] for name in data.files}
+    # a damaged archive raises from zipfile, zlib or the .npy header parser
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        reason = str(error)
+        if isinstance(error, zipfile.BadZipFile):
+            reason = f"not an .npz archive, or a truncated one ({reason})"
+        elif "pickle" in reason:
+            # numpy's text suggests loading it anyway, which runs its code
+            reason = "it holds pickled Python objects, which are never loaded"
+        raise ValueError(f"cannot read feature file {path}: {reason}") from None
+    return _feature_set(arrays, path)
 
-    if features.ndim != 2:
-        raise ValueError(
-            f"feature file {path}: features must be 2-D (images x dimensions); "
-            f"got shape {features.shape}"
-        )
-    if not paths:
-        paths = [f"{i}" for i in range(features.shape[0])]
+
+def _feature_set(arrays: dict[str, np.ndarray], path: Path) -> FeatureSet:
+    """Check the arrays of a feature file and make them a FeatureSet."""
+    names = sorted(arrays)
+    if "features" in arrays:
+        key = "features"
+    elif len(names) == 1:
+        key = names[0]
+    else:
+        raise ValueError(f"feature file {path} has no 'features' array (has {names})")
+    features = _numbers(arrays[key], "features", path)
+    rows = features.shape[0]
+    logits = None
+    if "logits" in arrays and key != "logits":
+        logits = _numbers(arrays["logits"], "logits", path)
+        if logits.shape[0] != rows:
+            raise ValueError(
+                f"feature file {path}: logits has {logits.shape[0]} rows; features "
+                f"has {rows}"
+            )
+    paths = _strings(arrays, "paths", rows, path)
+    labels = _strings(arrays, "labels", rows, path)
+    meta = _meta(arrays.get("meta"), path)
+    if paths is None:
+        paths = [str(i) for i in range(rows)]
     return FeatureSet(features, paths, meta, logits, labels)
+
+
+def _numbers(array: np.ndarray, name: str, path: Path) -> NDArray[np.float32]:
+    if array.dtype.kind not in "fiu" or array.ndim != 2:
+        raise ValueError(
+            f"feature file {path}: {name} must be a 2-D array of numbers (images x "
+            f"dimensions); got a {array.ndim}-D array of {array.dtype}"
+        )
+    return np.asarray(array, dtype=np.float32)
+
+
+def _strings(
+    arrays: dict[str, np.ndarray], name: str, rows: int, path: Path
+) -> list[str] | None:
+    """One string per image, or None when absent (or saved empty: unknown)."""
+    array = arrays.get(name)
+    if array is None or array.shape == (0,):
+        return None
+    if array.dtype.kind != "U" or array.shape != (rows,):
+        raise ValueError(
+            f"feature file {path}: {name} must be {rows} strings, one per image; "
+            f"got shape {array.shape} of {array.dtype}"
+        )
+    return [str(value) for value in array]
+
+
+#: The metadata keys that are used, and the type each must have.
+_META_TYPES: dict[str, type] = {
+    "format": int,
+    "encoder": str,
+    "weights": str,
+    "weights_key": str,
+    "image_set": str,
+    "n_images": int,
+    "shard": list,
+    "source": str,
+    "preprocessing": dict,
+}
+
+
+def _meta(array: np.ndarray | None, path: Path) -> dict[str, Any]:
+    if array is None:
+        return {}
+    try:
+        meta = json.loads(str(array)) if array.dtype.kind == "U" else None
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise ValueError(f"feature file {path}: meta must be a JSON object")
+
+    wrong = [
+        key
+        for key, kind in _META_TYPES.items()
+        if key in meta and type(meta[key]) is not kind
+    ]
+    if wrong:
+        raise ValueError(
+            f"feature file {path}: meta has values of the wrong type for "
+            f"{', '.join(wrong)}"
+        )
+    shard = meta.get("shard", [0, 1])
+    if not (
+        len(shard) == 2
+        and all(type(v) is int for v in shard)
+        and 0 <= shard[0] < shard[1]
+    ):
+        raise ValueError(
+            f"feature file {path}: meta shard must be [i, n] with 0 <= i < n; "
+            f"got {shard}"
+        )
+    return meta
 
 
 def merge_shards(shards: Sequence[FeatureSet]) -> FeatureSet:
