@@ -395,3 +395,17 @@ def test_bad_trial_number_names_its_row(export_csv, tmp_path):
         f"{path}: column 'rt_ms' must be numeric; found 'fast' in row 4 (line 5 "
         "of the file)"
     )
+
+
+def test_fractional_whole_number_field_is_named(export_csv, tmp_path):
+    frame = pd.read_csv(export_csv)
+    frame["position"] = frame["position"].astype(float)
+    frame.loc[2, "position"] = 1.5
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValueError) as caught:
+        read_trials(path)
+    assert str(caught.value) == (
+        f"{path}: column 'position' must be a whole number; found '1.5' in row 3 "
+        "(line 4 of the file)"
+    )
