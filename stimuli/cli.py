@@ -5,13 +5,14 @@ Everything here works on folders alone, without the study server's database.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import cast
 
 import click
 
 from .importer import ROLES, Role
-from .normalize import CROPS, MIN_SIDE, Crop
+from .normalize import CROPS, MIN_SIDE, Crop, ImageProblem
 
 _MAX_SIZE = 4096
 _FOLDER = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
@@ -66,7 +67,8 @@ def inspect_command(folder: Path, quiet: bool, workers: int | None) -> None:
 
     Prints images per source folder, sizes, formats, colour modes, files that
     carry metadata, duplicates (equal pixels) and unreadable files. Exits with
-    status 1 when FOLDER holds no image files.
+    status 1 when FOLDER holds no readable image: no file named like an image,
+    or only files that cannot be read (the reasons are printed).
     """
     from .inspect import inspect_folder
 
@@ -74,6 +76,8 @@ def inspect_command(folder: Path, quiet: bool, workers: int | None) -> None:
     if not report.files and not report.problems:
         raise click.ClickException(_no_images(folder))
     click.echo(report.render())
+    if not report.files:
+        raise click.ClickException(_none_readable(folder, report.problems))
 
 
 @main.command("import")
@@ -205,6 +209,17 @@ def demo_command(out_dir: Path, seed: int) -> None:
     n_images = sum(1 for _ in (out_dir / "images").rglob("*.png"))
     click.echo(f"Wrote {study_file} and {n_images} images.")
     click.echo(f"Load it with: flask --app study_server study load {study_file}")
+
+
+def _none_readable(folder: Path, problems: list[ImageProblem]) -> str:
+    reasons = Counter(problem.reason for problem in problems)
+    shown = "; ".join(f"{reason}: {n}" for reason, n in reasons.most_common(3))
+    if len(reasons) > 3:
+        shown += f"; {len(reasons) - 3} other reason(s)"
+    return (
+        f"no readable images in {folder}: all {len(problems)} image file(s) are "
+        f"unreadable ({shown})"
+    )
 
 
 def _no_images(folder: Path) -> str:

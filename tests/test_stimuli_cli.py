@@ -178,6 +178,36 @@ def test_inspect(runner, images, tmp_path):
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
+def test_inspect_fails_when_no_image_is_readable(runner, tmp_path):
+    folder = tmp_path / "unreadable"
+    folder.mkdir()
+    (folder / "a.png").write_text("a text file")
+    (folder / "b.png").write_bytes(b"")
+    (folder / "c.jpg").write_text("another")
+    write(folder / "d.bmp", noise(4), "BMP")
+
+    result = runner.invoke(main, ["inspect", str(folder), "--quiet"])
+
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == (
+        f"Folder {folder}: 0 readable image(s), 4 unreadable, 0 duplicate(s), "
+        "0 other file(s) ignored."
+    )
+    assert f"  {folder / 'a.png'}: not an image" in lines
+    assert lines[-1] == (
+        f"Error: no readable images in {folder}: all 4 image file(s) are "
+        "unreadable (not an image: 2; empty file: 1; unsupported format BMP "
+        "(allowed: PNG, JPEG, WebP): 1)"
+    )
+
+    # one readable image is enough
+    write(folder / "e.png", noise(5))
+    one = runner.invoke(main, ["inspect", str(folder), "--quiet"])
+    assert one.exit_code == 0, one.output
+    assert one.output.startswith(f"Folder {folder}: 1 readable image(s), 4 unreadable")
+
+
 def test_demo_command(runner, tmp_path):
     out = tmp_path / "demo"
     result = runner.invoke(main, ["demo", "--out", str(out)])
