@@ -359,7 +359,9 @@ def test_failing_too_many_checks_screens_out_with_the_screenout_code(
     assert session.checks_failed == 2
     assert session.exclusion_reason.startswith("failed_checks: 2 of 2")
     # The failing answer can be retried (a lost acknowledgement); others refused.
-    assert p.answer(checks[1], correct=False).json["replay"] is True
+    retried = p.answer(checks[1], correct=False)
+    assert retried.json == {**second.json, "replay": True}
+    assert retried.json["completion"] == expected
     refused = p.answer(max(acks) + 1) if max(acks) < 13 else p.device()
     assert refused.status_code == 403
     assert "screened out" in refused.json["error"]["message"]
@@ -404,6 +406,34 @@ def test_completion_only_when_every_trial_is_stored_and_always_the_same(
     assert session.status == "completed"
     assert session.answers == {"comments": "Schön, danke – 谢谢"}
     assert session.completed_at.utcoffset().total_seconds() == 0
+
+
+def test_a_replay_after_completion_carries_the_completion(app, client, make_study):
+    study = small_study(make_study)
+    p = Participant(client, study, "PID1")
+    p.start()
+    p.device()
+    frames = p.block(0).json["trials"][0]["exposure_frames"]
+    first = p.answer(0, correct=True, frames=frames)
+    p.finish()
+    before_completion = p.answer(0, correct=True, frames=frames)
+    done = p.complete()
+    before = snapshot(app)
+
+    replay = p.answer(0, correct=True, frames=frames)
+
+    assert first.json["completion"] is None
+    assert before_completion.json == {**first.json, "replay": True, "n_answered": 14}
+    assert done.json == {
+        "status": "completed",
+        "code": "DONE42",
+        "url": "https://app.prolific.com/submissions/complete?cc=DONE42",
+        "mturk": None,
+    }
+    assert replay.status_code == 200
+    assert replay.json == {**before_completion.json, "completion": done.json}
+    assert replay.json["completion"] == p.refresh().json["completion"]
+    assert snapshot(app) == before
 
 
 def test_a_study_without_a_code_gives_each_session_its_own_lasting_code(

@@ -177,16 +177,20 @@ def _ack_of(
     *,
     replay: bool,
 ) -> dict[str, Any]:
-    """The acknowledgement; ``session`` is a Session or a row with its columns."""
-    screened_out = session.status == "screened_out"
+    """The acknowledgement; ``session`` is a Session or a row with its columns.
+
+    ``completion`` is the session's completion object once it has ended: on
+    the answer that screens it out, and on replays after it was completed or
+    screened out (docs/participant-api.md: the same everywhere).
+    """
     return {
         "position": position,
         "stored": True,
         "replay": replay,
         "n_answered": session.n_answered,
         "feedback": {"correct": correct} if kind == "practice" else None,
-        "screened_out": screened_out,
-        "completion": completion_of(session, settings) if screened_out else None,
+        "screened_out": session.status == "screened_out",
+        "completion": completion_of(session, settings),
         "next_exposure_frames": (
             session.staircase["frames"] if session.staircase else None
         ),
