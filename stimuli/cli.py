@@ -223,7 +223,7 @@ def _none_readable(folder: Path, problems: list[ImageProblem]) -> str:
 
 
 def _no_images(folder: Path) -> str:
-    from .importer import ACCEPTED_SUFFIXES
+    from .suffixes import ACCEPTED_SUFFIXES
 
     return (
         f"no image files in {folder} (looked for names ending in "

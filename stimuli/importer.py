@@ -20,9 +20,10 @@ A study file's ``[images]`` table names the folders (see
     images/checks/generated/      attention checks (optional): images whose
     images/checks/real/           right answer is beyond doubt
 
-Image files are recognised by their name (:data:`IMAGE_SUFFIXES`); other files
-are listed in :attr:`ImportReport.ignored`. Hidden files and folders (names
-starting with ``.``) are skipped. The format itself is read from the bytes, so
+Image files are recognised by their name (:mod:`stimuli.suffixes` says which
+names, and which of them are imported); other files are listed in
+:attr:`ImportReport.ignored`. Hidden files and folders (names starting with
+``.``) are skipped. The format itself is read from the bytes, so
 a PNG named ``.jpg`` imports and a text file named ``.png`` is reported.
 """
 
@@ -55,19 +56,12 @@ from .normalize import (
     normalize_image,
 )
 from .store import ContentStore
+from .suffixes import ACCEPTED_SUFFIXES, IMAGE_SUFFIXES
 
 T = TypeVar("T")
 Role = Literal["main", "practice", "check"]
 ROLES: tuple[str, ...] = get_args(Role)
 
-#: File names that are read as images; the format is then checked from the bytes.
-ACCEPTED_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp")
-#: Image file names that are read so their refusal is reported (not ignored).
-IMAGE_SUFFIXES: tuple[str, ...] = (
-    *ACCEPTED_SUFFIXES,
-    ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jxl", ".jp2",
-    ".j2k", ".ico", ".psd", ".qoi", ".svg", ".dng", ".cr2", ".nef", ".arw",
-)  # fmt: skip
 #: The columns of ``manifest.csv`` written by :func:`write_manifest`.
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "digest", "source", "is_real", "role", "original_path", "width", "height", "notes",

@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+from stimuli.suffixes import METRIC_SUFFIXES
+
+#: Image file names read from a folder: stimuli's, plus BMP and TIFF (the
+#: reason is given in :mod:`stimuli.suffixes`, the one definition).
+IMAGE_EXTENSIONS = METRIC_SUFFIXES
 
 
 def list_images(folder: str | Path) -> list[str]:
