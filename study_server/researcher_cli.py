@@ -57,8 +57,10 @@ _password_stdin = click.option(
 def create_command(username: str, password_stdin: bool) -> None:
     """Create a researcher login USERNAME; asks for the password twice.
 
-    Usernames are 2-64 letters, digits, '.', '_' or '-'; passwords have at
-    least 10 characters. Passwords are stored hashed.
+    Usernames are 2-64 letters, digits, '.', '_' or '-', and unique ignoring
+    case: 'Alice' is refused next to 'alice'. Logins, 'researcher password'
+    and 'researcher unlock' accept the name in any case. Passwords have at
+    least 10 characters, not all of them spaces, and are stored hashed.
     """
     password = _read_password(password_stdin)
     try:

@@ -253,6 +253,30 @@ def test_successful_login_is_audited(client, world, caplog):
     assert any(m.startswith("login 'alice' from") for m in messages)
 
 
+def test_login_ignores_the_case_of_the_username(client, world, caplog):
+    caplog.set_level(logging.INFO, logger="study_server.audit")
+
+    answer = login(client, username="ALICE")
+
+    assert answer.status_code == 302
+    assert client.get("/researcher/").status_code == 200
+    assert any(r.getMessage().startswith("login 'ALICE' from") for r in caplog.records)
+
+
+def test_accounts_differing_only_in_case_are_found_by_exact_spelling(app, world):
+    # Two such accounts can predate the case-insensitive rule.
+    make_researcher(app, "Alice", "a different password")
+    make_researcher(app, "kate")
+    with app.app_context():
+        assert accounts.find_researcher("KATE").username == "kate"
+        # The Kelvin sign lowers to an ASCII k, but no username has one.
+        assert accounts.find_researcher("\u212aate") is None
+        assert accounts.find_researcher("alice").username == "alice"
+        assert accounts.find_researcher("Alice").username == "Alice"
+        assert accounts.find_researcher("ALICE") is None
+        assert accounts.find_researcher("alice\n") is None
+
+
 @pytest.fixture
 def strict_app_config(app_config):
     app_config.update(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_S=600)

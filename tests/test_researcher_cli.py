@@ -80,6 +80,59 @@ def test_create_refuses_bad_input(app, runner):
     assert "a researcher named 'bob' already exists" in taken.output
 
 
+def _create(runner, username: str, password: str = SECRET):
+    return runner.invoke(
+        args=["researcher", "create", username, "--password-stdin"],
+        input=f"{password}\n",
+    )
+
+
+def test_usernames_are_unique_ignoring_case(app, runner):
+    assert _create(runner, "alice").exit_code == 0
+
+    for other in ("Alice", "ALICE", "aLiCe"):
+        refused = _create(runner, other)
+        assert refused.exit_code == 1, other
+        assert refused.stderr == (
+            "Error: a researcher named 'alice' already exists (usernames ignore case)\n"
+        )
+    with app.app_context():
+        names = db.session.scalars(select(Researcher.username)).all()
+    assert names == ["alice"]
+
+    # The other commands find the account whatever the case.
+    new = "another long secret"
+    changed = runner.invoke(
+        args=["researcher", "password", "ALICE", "--password-stdin"],
+        input=f"{new}\n",
+    )
+    assert changed.exit_code == 0, changed.output
+    assert check_password_hash(stored(app, "alice").password_hash, new)
+    assert runner.invoke(args=["researcher", "unlock", "Alice"]).exit_code == 0
+
+
+def test_whitespace_only_passwords_are_refused(app, runner):
+    for password, n in ((" " * 12, 12), ("\t" * 10, 10), (" \t " * 4, 12)):
+        refused = _create(runner, "bob", password)
+        assert refused.exit_code == 1, repr(password)
+        assert refused.stderr == (
+            f"Error: the password is {n} whitespace character(s) and nothing "
+            "else; use letters, digits or symbols\n"
+        )
+    assert stored(app) is None
+
+    assert _create(runner, "bob").exit_code == 0
+    changed = runner.invoke(
+        args=["researcher", "password", "bob", "--password-stdin"],
+        input=" " * 12 + "\n",
+    )
+    assert changed.exit_code == 1
+    assert "the password is 12 whitespace character(s)" in changed.stderr
+    assert check_password_hash(stored(app).password_hash, SECRET)
+    # Spaces inside a passphrase are fine.
+    assert _create(runner, "carol", "  two words  ").exit_code == 0
+
+
 def test_password_unlock_and_list(app, runner):
     runner.invoke(
         args=["researcher", "create", "bob", "--password-stdin"], input=f"{SECRET}\n"

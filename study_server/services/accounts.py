@@ -7,6 +7,10 @@ nothing about which accounts exist. After ``max_failures`` failed logins in a
 row an account is locked for ``lockout_s`` seconds; while it is locked even the
 right password is refused, and the lock is not extended by further attempts
 (so nobody can keep a researcher out for ever).
+
+Usernames are unique ignoring case, and every lookup (login, password, unlock)
+ignores case too: ``Alice`` logs in as ``alice``. Names keep the spelling they
+were created with. The rule is checked here, not by a database constraint.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import logging
 import re
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..db import db, utcnow
@@ -34,8 +39,34 @@ def _dummy_hash() -> str:
     return generate_password_hash(secrets.token_urlsafe(16))
 
 
-USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
+USERNAME = re.compile(r"[A-Za-z0-9_.-]{2,64}")
 MIN_PASSWORD_LENGTH = 10
+
+
+def _named(username: str) -> Select[Any]:
+    """The researchers whose username equals ``username`` ignoring case."""
+    # Usernames are ASCII (USERNAME), so SQL lower() agrees with str.lower().
+    return select(Researcher).where(func.lower(Researcher.username) == username.lower())
+
+
+def find_researcher(username: str, *, lock: bool = False) -> Researcher | None:
+    """The researcher ``username``, ignoring case; None when there is none.
+
+    Accounts created before usernames ignored case may differ only in case;
+    then only the exact spelling finds one. ``lock`` locks the row for update.
+    """
+    if not USERNAME.fullmatch(username):
+        # No account has such a name; and str.lower() maps some non-ASCII
+        # letters (the Kelvin sign) to ASCII ones, which must not match.
+        return None
+    query = _named(username).order_by(Researcher.id)
+    if lock:
+        query = query.with_for_update()
+    found = db.session.scalars(query).all()
+    exact = [researcher for researcher in found if researcher.username == username]
+    if exact:
+        return exact[0]
+    return found[0] if len(found) == 1 else None
 
 
 def create_researcher(username: str, password: str) -> Researcher:
@@ -48,17 +79,19 @@ def create_researcher(username: str, password: str) -> Researcher:
     Conflict
         The username is taken.
     """
-    if not USERNAME.match(username):
+    if not USERNAME.fullmatch(username):
         raise OutOfRange(
             f"username {username!r} is not allowed: use 2-64 letters, digits, "
             "'.', '_' or '-'",
             field="username",
         )
     check_password_rules(password)
-    taken = db.session.scalar(select(Researcher).where(Researcher.username == username))
+    taken = db.session.scalars(_named(username)).first()
     if taken is not None:
+        same = "" if taken.username == username else " (usernames ignore case)"
         raise Conflict(
-            f"a researcher named {username!r} already exists", field="username"
+            f"a researcher named {taken.username!r} already exists{same}",
+            field="username",
         )
     researcher = Researcher(
         username=username, password_hash=generate_password_hash(password)
@@ -70,7 +103,13 @@ def create_researcher(username: str, password: str) -> Researcher:
 
 
 def check_password_rules(password: str) -> None:
-    """Raise :class:`OutOfRange` when ``password`` is too short."""
+    """Raise :class:`OutOfRange` for a password too short or only whitespace."""
+    if password and not password.strip():
+        raise OutOfRange(
+            f"the password is {len(password)} whitespace character(s) and nothing "
+            "else; use letters, digits or symbols",
+            field="password",
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise OutOfRange(
             f"the password has {len(password)} characters; at least "
@@ -111,9 +150,7 @@ def authenticate(
         is the same in all three cases; the audit log says which it was.
     """
     now = now or utcnow()
-    researcher = db.session.scalar(
-        select(Researcher).where(Researcher.username == username).with_for_update()
-    )
+    researcher = find_researcher(username, lock=True)
     locked = (
         researcher is not None
         and researcher.locked_until is not None
@@ -163,10 +200,8 @@ def _count_failure(
 
 
 def get_researcher(username: str) -> Researcher:
-    """Return the researcher ``username``; :class:`NotFound` when there is none."""
-    researcher = db.session.scalar(
-        select(Researcher).where(Researcher.username == username)
-    )
+    """Return the researcher ``username`` (any case); :class:`NotFound` if none."""
+    researcher = find_researcher(username)
     if researcher is None:
         raise NotFound(f"no researcher named {username!r}", field="username")
     return researcher
