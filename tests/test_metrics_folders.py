@@ -88,3 +88,23 @@ def test_metrics_decode_every_suffix_they_list(one_of_each) -> None:
     for name in list_images(one_of_each):
         image = load_image(one_of_each / name)
         assert (image.mode, image.size) == ("RGB", (24, 24)), name
+
+
+def test_hidden_files_and_folders_are_skipped_as_stimuli_skips_them(tmp_path: Path):
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(tmp_path / "a.png")
+    (tmp_path / "sub").mkdir()
+    Image.new("RGB", (32, 32), (40, 50, 60)).save(tmp_path / "sub" / "b.png")
+    # A macOS resource fork is not an image; hidden folders hold no stimuli.
+    (tmp_path / "._a.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (tmp_path / ".thumbnails").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / ".thumbnails" / "c.png")
+
+    assert list_images(tmp_path) == ["a.png", "sub/b.png"]
+    report = inspect_folder(tmp_path)
+    assert sorted(
+        Path(f.path).relative_to(tmp_path).as_posix() for f in report.files
+    ) == [
+        "a.png",
+        "sub/b.png",
+    ]
+    assert report.problems == []

@@ -19,6 +19,9 @@ IMAGE_EXTENSIONS = METRIC_SUFFIXES
 def list_images(folder: str | Path) -> list[str]:
     """Image files under ``folder`` (recursively), as sorted relative paths.
 
+    Hidden files and folders (names starting with ``.``, such as macOS's
+    ``._name.png`` resource forks) are skipped, as ``stimuli`` skips them.
+
     Raises
     ------
     ValueError
@@ -29,10 +32,13 @@ def list_images(folder: str | Path) -> list[str]:
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder")
     try:
+        relatives = (p.relative_to(root) for p in root.rglob("*"))
         found = [
-            p.relative_to(root).as_posix()
-            for p in root.rglob("*")
-            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+            relative.as_posix()
+            for relative in relatives
+            if relative.suffix.lower() in IMAGE_EXTENSIONS
+            and not any(part.startswith(".") for part in relative.parts)
+            and (root / relative).is_file()
         ]
     except OSError as error:
         raise ValueError(f"cannot read folder {root}: {error}") from error
