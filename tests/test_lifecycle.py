@@ -274,6 +274,25 @@ def test_mark_through_the_sessions_page(app, researcher_client):
     assert bad.status_code == 422
 
 
+def test_a_reason_with_a_nul_character_is_refused_and_nothing_changes(
+    app, researcher_client
+):
+    study = make_study_row(app)
+    session = make_session(app, study)
+    page = "/researcher/studies/pilot/sessions"
+    answer = post_form(
+        researcher_client,
+        page,
+        f"{page}/{session.public_id}/status",
+        status="excluded",
+        reason="too\x00fast",
+    )
+    assert answer.status_code == 422
+    assert "reason: contains a NUL character" in answer.get_data(as_text=True)
+    row = session_row(app, session.public_id)
+    assert (row.status, row.exclusion_reason) == ("active", None)
+
+
 @pytest.mark.parametrize("mark", ["returned", "timed_out", "excluded"])
 def test_marking_a_session_frees_its_place_for_a_new_participant(
     app, client, make_study, mark

@@ -350,3 +350,36 @@ def test_sessions_page_paginates_and_searches(app, researcher):
     assert "1 session(s)" in found.get_data(as_text=True)
     nonsense = researcher.get(page, query_string={"page": "x"})
     assert nonsense.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [
+        ("3", 2),
+        ("99999999999999999999", 2),
+        ("9" * 5000, 2),
+        ("\u00b2", 1),
+        ("0", 1),
+        ("-1", 1),
+    ],
+)
+def test_sessions_page_number_out_of_range_shows_a_page_not_an_error(
+    app, researcher, number, shown
+):
+    study = make_study_row(app)
+    for _ in range(55):
+        make_session(app, study)
+    answer = researcher.get(
+        "/researcher/studies/pilot/sessions", query_string={"page": number}
+    )
+    assert answer.status_code == 200
+    assert f"55 session(s), page {shown} of 2" in answer.get_data(as_text=True)
+
+
+def test_sessions_search_with_a_nul_character_is_refused(app, researcher):
+    make_study_row(app)
+    answer = researcher.get(
+        "/researcher/studies/pilot/sessions", query_string={"q": "P\x00ID"}
+    )
+    assert answer.status_code == 422
+    assert "q: contains a NUL character" in answer.get_data(as_text=True)

@@ -37,6 +37,7 @@ from ..models import (
 )
 from .exports import StudyInfo, read_connection, study_info
 from .lifecycle import SESSION_MARKS, abandon_inactive_sessions, get_study
+from .validate import check_string
 
 #: z for a two-sided 95% interval.
 Z_95 = 1.959963984540054
@@ -440,11 +441,16 @@ def list_sessions(
     if status is not None:
         conditions.append(Session.status == status)
     if search is not None:
+        check_string(search, "q")
         conditions.append(
             or_(Session.public_id == search, Participant.external_id == search)
         )
     base = select(Session, Participant).join(Participant).where(*conditions)
-    total = db.session.scalar(select(func.count()).select_from(base.subquery()))
+    total = int(
+        db.session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    )
+    # A page past the last shows the last page (any number in the URL is safe).
+    page = max(1, min(page, -(-total // per_page)))
     found = db.session.execute(
         base.order_by(Session.started_at.desc(), Session.id.desc())
         .limit(per_page)
@@ -469,4 +475,4 @@ def list_sessions(
         }
         for s, p in found
     ]
-    return SessionListing(rows, int(total or 0), page, per_page, status, search)
+    return SessionListing(rows, total, page, per_page, status, search)

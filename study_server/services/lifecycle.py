@@ -33,6 +33,7 @@ from sqlalchemy import select
 from ..db import db, utcnow
 from ..errors import Conflict, NotFound, OutOfRange
 from ..models import SESSION_STATUSES, Event, Session, Study
+from .validate import check_string
 
 events_log = logging.getLogger("study_server.events")
 audit = logging.getLogger("study_server.audit")
@@ -136,6 +137,8 @@ def _clean_reason(status: str, reason: str | None) -> str | None:
             "duplicate_participant)",
             field="reason",
         )
+    if reason is not None:
+        check_string(reason, "reason")  # PostgreSQL stores no NUL or lone surrogate
     if reason is not None and len(reason) > MAX_REASON_LENGTH:
         raise OutOfRange(
             f"the reason has {len(reason)} characters; at most "

@@ -171,9 +171,11 @@ def choice(
     return value
 
 
-def _check_string(value: str, field: str) -> None:
-    # JSON can carry lone surrogates ("\ud800") and NUL; PostgreSQL stores
-    # neither in text or JSON columns.
+def check_string(value: str, field: str) -> None:
+    """Refuse text that PostgreSQL cannot store in text or JSON columns.
+
+    JSON and form fields can carry lone surrogates ("\ud800") and NUL.
+    """
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -199,7 +201,7 @@ def text(
             f"{field}: got {len(value)} characters; allowed: at most {max_length}",
             field=field,
         )
-    _check_string(value, field)
+    check_string(value, field)
     return value
 
 
@@ -214,13 +216,13 @@ def storable(value: Any, field: str, max_depth: int = 4) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise OutOfRange(f"{field}: numbers must be finite", field=field)
     if isinstance(value, str):
-        _check_string(value, field)
+        check_string(value, field)
     if isinstance(value, list):
         for item in value:
             storable(item, field, max_depth - 1)
     if isinstance(value, dict):
         for key, item in value.items():
-            _check_string(key, field)
+            check_string(key, field)
             storable(item, field, max_depth - 1)
     return value
 

@@ -246,11 +246,16 @@ def sessions(slug: str) -> Any:
     """One page of the study's sessions, with the actions that correct them."""
     study = lifecycle.get_study(slug)
     page = request.args.get("page", "1")
+    # Any number is accepted: list_sessions shows the last page past the end.
+    if page.isascii() and page.isdigit():
+        page_number = int(page) if len(page) <= 9 else 10**9
+    else:
+        page_number = 1
     listing = dashboard.list_sessions(
         study,
         status=request.args.get("status") or None,
         search=request.args.get("q", "").strip() or None,
-        page=int(page) if page.isdigit() and int(page) > 0 else 1,
+        page=page_number if page_number > 0 else 1,
         per_page=SESSIONS_PER_PAGE,
     )
     return render_template(
