@@ -12,16 +12,27 @@ import os
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask
 
 #: The key the app ships with. Outside debug and testing the app refuses it.
 PLACEHOLDER_SECRET_KEY = "change-me-placeholder-secret-key"
+#: The shortest SECRET_KEY accepted outside debug and testing.
+MIN_SECRET_KEY_LENGTH = 16
 
 ENV_PREFIX = "STUDY"
 
 
-class ConfigurationError(RuntimeError):
-    """The app's configuration is unsafe or inconsistent."""
+class ConfigurationError(RuntimeError, click.ClickException):
+    """The app's configuration is unsafe or inconsistent.
+
+    A click exception too, so a ``flask`` command that cannot build the app
+    prints the message as its one error line instead of a traceback.
+    """
+
+    def __init__(self, message: str):
+        RuntimeError.__init__(self, message)
+        click.ClickException.__init__(self, message)
 
 
 def defaults(instance_path: str) -> dict[str, Any]:
@@ -62,16 +73,23 @@ def load(app: Flask, test_config: dict[str, Any] | None = None) -> None:
 
 
 def check(app: Flask) -> None:
-    """Refuse unsafe settings: the placeholder secret key outside debug/testing."""
-    uses_placeholder = app.config.get("SECRET_KEY") in (
-        None,
-        "",
-        PLACEHOLDER_SECRET_KEY,
+    """Refuse unsafe settings outside debug/testing: the placeholder secret key,
+    or one shorter than ``MIN_SECRET_KEY_LENGTH`` (it signs sessions, CSRF
+    tokens and stimulus URLs, and keys the export's pseudonyms)."""
+    if app.debug or app.testing:
+        return
+    key = app.config.get("SECRET_KEY")
+    where = (
+        f"Set a random key in {os.path.join(app.instance_path, 'config.py')} "
+        f"(SECRET_KEY = '...') or in the environment variable "
+        f"{ENV_PREFIX}_SECRET_KEY; generate one with: "
+        "python -c 'import secrets; print(secrets.token_hex(32))' (or run "
+        "python -m study_server.instance, which writes the file with one)"
     )
-    if uses_placeholder and not (app.debug or app.testing):
+    if key in (None, "", PLACEHOLDER_SECRET_KEY):
+        raise ConfigurationError(f"SECRET_KEY is the placeholder. {where}")
+    if len(key) < MIN_SECRET_KEY_LENGTH:
         raise ConfigurationError(
-            "SECRET_KEY is the placeholder. Set a random key in "
-            f"{os.path.join(app.instance_path, 'config.py')} (SECRET_KEY = '...') "
-            f"or in the environment variable {ENV_PREFIX}_SECRET_KEY; generate one "
-            "with: python -c 'import secrets; print(secrets.token_hex(32))'"
+            f"SECRET_KEY has {len(key)} characters; at least "
+            f"{MIN_SECRET_KEY_LENGTH} random characters are needed. {where}"
         )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from study_server import create_app
@@ -57,6 +61,16 @@ def test_placeholder_key_refused_outside_debug_and_testing(instance):
         create_app({"SECRET_KEY": ""})
 
 
+@pytest.mark.parametrize("key", ["abc", "x" * 15])
+def test_short_key_refused_outside_debug_and_testing(instance, key):
+    with pytest.raises(
+        ConfigurationError, match=f"SECRET_KEY has {len(key)} characters; at least 16"
+    ):
+        create_app({"SECRET_KEY": key})
+    assert create_app({"SECRET_KEY": "x" * 16}).config["SECRET_KEY"] == "x" * 16
+    assert create_app({"SECRET_KEY": key, "TESTING": True}).testing
+
+
 def test_placeholder_key_allowed_in_testing_and_debug(instance, monkeypatch):
     assert create_app({"TESTING": True}).config["SECRET_KEY"] == PLACEHOLDER_SECRET_KEY
     monkeypatch.setenv("FLASK_DEBUG", "1")
@@ -83,3 +97,21 @@ def test_sqlite_runs_in_wal_mode_with_busy_timeout(app):
             assert cursor.execute("PRAGMA busy_timeout").fetchone()[0] == 15_000
         finally:
             connection.close()
+
+
+def test_flask_command_with_the_placeholder_key_prints_one_error_line(instance):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDY_")}
+    env["STUDY_INSTANCE_PATH"] = str(instance)
+    env.pop("FLASK_DEBUG", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "study_server", "init-db"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("Error: SECRET_KEY is the placeholder.")
+    assert "python -m study_server.instance" in done.stderr
+    assert not (instance / "study.sqlite3").exists()

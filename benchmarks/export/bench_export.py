@@ -74,7 +74,9 @@ def make_app(uri: str):
     os.environ.setdefault("STUDY_INSTANCE_PATH", tempfile.mkdtemp(prefix="bench-"))
     from study_server import create_app
 
-    return create_app({"SQLALCHEMY_DATABASE_URI": uri, "SECRET_KEY": "benchmark"})
+    return create_app(
+        {"SQLALCHEMY_DATABASE_URI": uri, "SECRET_KEY": secrets.token_hex(16)}
+    )
 
 
 # --- filling -----------------------------------------------------------------
