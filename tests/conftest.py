@@ -192,3 +192,15 @@ def make_study(app, tmp_path: Path):
         return study
 
     return make
+
+
+@pytest.fixture
+def started(app, client, make_study):
+    """A participant with a started session, device check done, block 0 served."""
+    from api_helpers import Participant, small_study
+
+    p = Participant(client, small_study(make_study), "PID1")
+    assert p.start().status_code == 201
+    assert p.device().status_code == 200
+    assert p.block(0).status_code == 200
+    return p

@@ -17,15 +17,6 @@ from study_server.services import trials
 pytestmark = pytest.mark.usefixtures("no_fsync")
 
 
-@pytest.fixture
-def started(app, client, make_study):
-    participant = Participant(client, small_study(make_study), "P-faults")
-    participant.start()
-    participant.device()
-    participant.block(0)
-    return participant
-
-
 def lost_connection(*args, **kwargs):
     raise OperationalError("SELECT ...", {}, Exception("server closed the connection"))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_helpers import API, Participant, no_fsync, response_body, small_study, snapshot
+from api_helpers import API, Participant, no_fsync, response_body, snapshot
 
 pytestmark = pytest.mark.usefixtures("no_fsync")
 assert no_fsync  # a fixture, used through pytestmark
@@ -18,17 +18,6 @@ assert no_fsync  # a fixture, used through pytestmark
 TOO_LONG = "1" + "0" * 5000  # 5001 digits
 ALSO_TOO_LONG = "-1" + "0" * 4400  # 4401 digits
 HUGE = "1" + "0" * 400  # parses; beyond a float's range
-
-
-@pytest.fixture
-def started(app, client, make_study):
-    """A participant with a started session, device check done, block 0 served."""
-    study = small_study(make_study)
-    p = Participant(client, study, "PID1")
-    assert p.start().status_code == 201
-    assert p.device().status_code == 200
-    assert p.block(0).status_code == 200
-    return p
 
 
 def _with(body: dict, field: str, literal: str) -> bytes:

@@ -65,17 +65,6 @@ def _check_positions(app, token):
         )
 
 
-@pytest.fixture
-def started(app, client, make_study):
-    """A participant with a started session, device check done, block 0 served."""
-    study = small_study(make_study)
-    p = Participant(client, study, "PID1")
-    assert p.start().status_code == 201
-    assert p.device().status_code == 200
-    assert p.block(0).status_code == 200
-    return p
-
-
 def test_a_response_is_graded_and_stored_with_its_timing(app, started):
     p = started
     right = p.answer(0, correct=True)
