@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+from datetime import timedelta
 
 import pytest
 from api_helpers import (
@@ -18,7 +19,7 @@ from api_helpers import (
 from PIL import Image
 from sqlalchemy import select
 
-from study_server.db import db
+from study_server.db import db, utcnow
 from study_server.models import Session, Stimulus, Trial
 
 pytestmark = pytest.mark.usefixtures("no_fsync")
@@ -46,12 +47,21 @@ def test_blocks_are_served_in_order_and_marked_once(app, client, make_study):
     assert early.json["error"]["field"] == "device"
     p.device()
 
+    asked_at = utcnow()
     block0 = p.block(0)
     assert block0.status_code == 200
     assert block0.json["block"] == 0 and block0.json["kind"] == "practice"
     assert [t["position"] for t in block0.json["trials"]] == [0, 1]
     served = _served(app, p.token)
     assert served[0] is not None and served[2] is None
+    # Stored as aware UTC, at the time of the request; the session was seen then.
+    assert served[0] == served[1]
+    assert timedelta(0) <= served[0] - asked_at < timedelta(seconds=30)
+    with app.app_context():
+        seen = db.session.scalar(
+            select(Session.last_seen_at).where(Session.token == p.token)
+        )
+    assert seen == served[0]
 
     later = p.block(1)
     assert later.status_code == 422

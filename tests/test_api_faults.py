@@ -21,9 +21,16 @@ def lost_connection(*args, **kwargs):
     raise OperationalError("SELECT ...", {}, Exception("server closed the connection"))
 
 
+def break_response_path(patch):
+    # Both ways an answer reaches the database: PostgreSQL's one-statement
+    # store and the general path.
+    patch.setattr(trials, "_record_fast", lost_connection)
+    patch.setattr(trials, "_response_row", lost_connection)
+
+
 def test_lost_connection_is_503_retry_and_stores_nothing(app, started, monkeypatch):
     before = snapshot(app)
-    monkeypatch.setattr(trials, "_response_row", lost_connection)
+    break_response_path(monkeypatch)
 
     answer = started.put(0, response_body())
 
@@ -36,7 +43,7 @@ def test_lost_connection_is_503_retry_and_stores_nothing(app, started, monkeypat
 
 def test_the_retry_is_stored_once(app, started, monkeypatch):
     with monkeypatch.context() as patch:
-        patch.setattr(trials, "_response_row", lost_connection)
+        break_response_path(patch)
         assert started.put(0, response_body()).status_code == 503
 
     stored = started.put(0, response_body())

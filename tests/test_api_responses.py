@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from api_helpers import (
@@ -109,8 +110,11 @@ def test_main_trials_get_no_feedback_and_wrong_frames_are_flagged(app, started):
 
 
 def test_storing_a_response_is_one_short_transaction(app, started):
-    # The response path is the hot one (hundreds per second in a paid study):
-    # the session by token (locked) joined to its trial, then two updates.
+    # The response path is the hot one (hundreds per second in a paid study).
+    # PostgreSQL: one autocommitted statement locks the session, stores the
+    # answer and counts it; a replay finds nothing to store there and is read
+    # by the general path. SQLite: the session by token (locked by BEGIN
+    # IMMEDIATE) joined to its trial, then two updates.
     from sqlalchemy import event
 
     statements = []
@@ -120,6 +124,7 @@ def test_storing_a_response_is_one_short_transaction(app, started):
 
     with app.app_context():
         engine = db.engine
+        dialect = engine.dialect.name
     event.listen(engine, "before_cursor_execute", record)
     try:
         stored = started.put(0, response_body())
@@ -128,7 +133,14 @@ def test_storing_a_response_is_one_short_transaction(app, started):
         event.remove(engine, "before_cursor_execute", record)
 
     assert stored.status_code == 200 and replayed.json["replay"] is True
+    assert replayed.json == {**stored.json, "replay": True}
     begins = [s for s in statements if s == "BEGIN"]  # SQLite's BEGIN IMMEDIATE
+    if dialect == "postgresql":
+        assert statements == [
+            "WITH",  # the response, in one statement
+            "WITH", "SELECT",  # the replay: nothing stored, then read
+        ]  # fmt: skip
+        return
     assert [s for s in statements if s != "BEGIN"] == [
         "SELECT", "UPDATE", "UPDATE",  # the response
         "SELECT",  # the replay: nothing written
@@ -652,3 +664,51 @@ def test_random_bodies_on_other_endpoints_never_cause_a_server_error(
     if answer.status_code >= 400:
         assert answer.json["error"]["status"] == answer.status_code
         assert snapshot(app) == before
+
+
+STORED_COLUMNS = (
+    "response", "rt_ms", "exposure_ms", "intended_frames", "achieved_frames",
+    "frame_interval_ms", "onset_ms", "offset_ms", "visibility_lost", "focus_lost",
+    "correct", "timing_invalid", "payload_digest",
+)  # fmt: skip
+
+
+def test_the_one_statement_store_stores_what_the_general_path_stores(
+    app, client, make_study, monkeypatch
+):
+    # PostgreSQL stores a new answer in one statement (trials._record_fast);
+    # every other answer, and every answer on SQLite, takes the general path.
+    # The same answers through each must be stored and acknowledged alike.
+    from study_server.services import trials
+
+    study = small_study(make_study)
+    fast, general = Participant(client, study, "F1"), Participant(client, study, "G1")
+    for p in (fast, general):
+        p.start()
+        p.device()
+        p.block(0)
+    body = response_body("generated", achieved_frames=31, visibility_lost=None)
+    ack_fast = fast.put(1, body)
+    with monkeypatch.context() as patch:
+        patch.setattr(trials, "_record_fast", lambda *args: None)
+        ack_general = general.put(1, body)
+
+    assert ack_fast.status_code == ack_general.status_code == 200
+    assert ack_fast.json == ack_general.json | {
+        "feedback": {"correct": not fast.truth(1)}
+    }
+    assert ack_fast.json["feedback"] == {"correct": not fast.truth(1)}
+    stored_fast, stored_general = (
+        _trial(app, fast.token, 1),
+        _trial(app, general.token, 1),
+    )
+    for column in STORED_COLUMNS:
+        if column == "correct":
+            assert stored_fast.correct is (not fast.truth(1))
+            assert stored_general.correct is (not general.truth(1))
+            continue
+        assert getattr(stored_fast, column) == getattr(stored_general, column), column
+    assert stored_fast.timing_invalid is True and stored_fast.visibility_lost is None
+    assert stored_fast.responded_at.utcoffset() == timedelta(0)
+    assert _session(app, fast.token).n_answered == 1
+    assert _session(app, fast.token).last_seen_at == stored_fast.responded_at

@@ -61,6 +61,11 @@ def test_start_stores_the_whole_trial_list_and_answers_the_state(
     assert [b["kind"] for b in state["blocks"]] == ["practice", "main", "main"]
     assert state["blocks"][0] == {"block": 0, "kind": "practice", "first": 0, "size": 2}
     assert sum(b["size"] for b in state["blocks"]) == 14
+    # The start answers the blocks as planned; the state reads them back from
+    # the stored trials: the same.
+    read_back = client.get(f"/api/v1/sessions/{state['token']}").json
+    for key in ("blocks", "n_blocks", "next_position", "n_trials", "key_mapping"):
+        assert read_back[key] == state[key], key
     assert state["key_mapping"] in (
         {"real": "f", "generated": "j"},
         {"real": "j", "generated": "f"},

@@ -34,7 +34,7 @@ def test_layout_puts_practice_first_then_blocks_of_main_trials_with_checks():
     assert [t.position for t in planned] == list(range(30))
     assert [t.kind for t in planned[:4]] == ["practice"] * 4
     assert {t.block for t in planned[:4]} == {0}
-    assert [t.pick for t in planned[:4]] == practice
+    assert sorted(t.pick.stimulus_id for t in planned[:4]) == [100, 101, 102, 103]
     main_blocks = Counter(t.block for t in planned if t.kind == "main")
     assert main_blocks == {1: 10, 2: 10, 3: 3}
     assert sorted(t.pick.stimulus_id for t in planned if t.kind == "check") == [
@@ -51,6 +51,35 @@ def test_layout_puts_practice_first_then_blocks_of_main_trials_with_checks():
 def test_layout_without_practice_starts_with_main_block_zero():
     planned = layout([], _picks(6, 0), [], break_every=3, rng=random.Random(0))
     assert [t.block for t in planned] == [0, 0, 0, 1, 1, 1]
+
+
+def test_layout_shuffles_practice_so_real_images_do_not_come_first():
+    # Practice picks arrive real first; the first practice trial is real in
+    # about half of the sessions, not in all of them.
+    practice = _picks(2, 100, True) + _picks(2, 102, False)
+    first_real = sum(
+        layout(practice, _picks(4, 0), [], break_every=4, rng=random.Random(seed))[
+            0
+        ].pick.is_real
+        for seed in range(400)
+    )
+    assert 160 < first_real < 240
+
+
+def test_blocks_of_plan_match_the_blocks_read_back_from_the_trials():
+    planned = layout(
+        _picks(4, 100), _picks(23, 0), _picks(3, 200, True), 10, random.Random(2)
+    )
+    blocks = assignment.blocks_of_plan(planned)
+    assert [b["block"] for b in blocks] == [0, 1, 2, 3]
+    assert [b["kind"] for b in blocks] == ["practice", "main", "main", "main"]
+    assert blocks[0] == {"block": 0, "kind": "practice", "first": 0, "size": 4}
+    assert [b["first"] for b in blocks] == [
+        min(t.position for t in planned if t.block == b["block"]) for b in blocks
+    ]
+    assert [b["size"] for b in blocks] == [
+        sum(t.block == b["block"] for t in planned) for b in blocks
+    ]
 
 
 def test_layout_shuffles_order_and_check_positions_across_sessions():

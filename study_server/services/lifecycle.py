@@ -28,7 +28,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..db import db, utcnow
 from ..errors import Conflict, NotFound, OutOfRange
@@ -217,8 +217,20 @@ def _set_status(session: Session, status: str, actor: str, reason: str | None) -
 
 def inactive_limit(study: Study) -> timedelta:
     """How long an active session may be silent before it is abandoned."""
-    minutes = study.settings.get("timing", {}).get("inactive_limit_minutes", 60)
-    return timedelta(minutes=float(minutes))
+    from .sessions import settings_of  # sessions imports this module
+
+    return timedelta(minutes=settings_of(study).timing.inactive_limit_minutes)
+
+
+_ANY_STALE = (
+    select(Session.id)
+    .where(
+        Session.study_id == bindparam("study_id"),
+        Session.status == "active",
+        Session.last_seen_at < bindparam("cutoff"),
+    )
+    .limit(1)
+)
 
 
 def abandon_inactive_sessions(
@@ -236,16 +248,24 @@ def abandon_inactive_sessions(
     now = now or utcnow()
     limit = inactive_limit(study)
     cutoff = now - limit
-    stale = db.session.scalars(
-        select(Session)
-        .where(
-            Session.study_id == study.id,
-            Session.status == "active",
-            Session.last_seen_at < cutoff,
-        )
-        .order_by(Session.id)
-        .with_for_update()
-    ).all()
+    # Usually there are none: a cheap look first, without loading sessions.
+    any_stale = db.session.execute(
+        _ANY_STALE, {"study_id": study.id, "cutoff": cutoff}
+    ).first()
+    stale = (
+        []
+        if any_stale is None
+        else db.session.scalars(
+            select(Session)
+            .where(
+                Session.study_id == study.id,
+                Session.status == "active",
+                Session.last_seen_at < cutoff,
+            )
+            .order_by(Session.id)
+            .with_for_update()
+        ).all()
+    )
     minutes = limit.total_seconds() / 60
     for session in stale:
         _set_status(

@@ -19,7 +19,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..db import db, read_only, utcnow
@@ -190,17 +190,27 @@ def next_position(session: Session) -> int:
     return session.n_trials if first is None else first
 
 
-def state_of(session: Session, study: Study) -> dict[str, Any]:
-    """The session as the browser runner sees it (no labels, no model)."""
+def state_of(
+    session: Session, study: Study, *, blocks: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The session as the browser runner sees it (no labels, no model).
+
+    ``blocks`` are those of a session just planned (then nothing is answered
+    yet); otherwise they are read from its trials.
+    """
     settings = settings_of(study)
-    blocks = blocks_of(session.id)
+    if blocks is None:
+        blocks = blocks_of(session.id)
+        position = next_position(session)
+    else:
+        position = 0
     return {
         "token": session.token,
         "status": session.status,
         "key_mapping": key_mapping(session, settings),
         "n_trials": session.n_trials,
         "n_answered": session.n_answered,
-        "next_position": next_position(session),
+        "next_position": position,
         "n_blocks": len(blocks),
         "blocks": blocks,
         "exposure_frames": session.exposure_frames,
@@ -304,16 +314,30 @@ def resume(session: Session, study: Study, *, via: str) -> None:
     events_log.info("session %s resumed (%s)", session.public_id, via)
 
 
+_FIND_SESSION = (
+    select(Session)
+    .join(Participant)
+    .where(
+        Session.study_id == bindparam("study_id"),
+        Participant.platform == bindparam("platform"),
+        Participant.external_id == bindparam("external_id"),
+    )
+)
+_FIND_PARTICIPANT = select(Participant).where(
+    Participant.platform == bindparam("platform"),
+    Participant.external_id == bindparam("external_id"),
+)
+
+
 def find_session(study: Study, arrival: platforms.Arrival) -> Session | None:
     """The participant's session in ``study``, if there is one."""
     return db.session.scalar(
-        select(Session)
-        .join(Participant)
-        .where(
-            Session.study_id == study.id,
-            Participant.platform == arrival.platform,
-            Participant.external_id == arrival.external_id,
-        )
+        _FIND_SESSION,
+        {
+            "study_id": study.id,
+            "platform": arrival.platform,
+            "external_id": arrival.external_id,
+        },
     )
 
 
@@ -360,7 +384,9 @@ def start_session(
 def _start(
     slug: str, request: dict[str, Any], user_agent: str, rng: random.Random
 ) -> tuple[dict[str, Any], bool]:
-    study = assignment.lock_study(slug)
+    # What needs no lock is read and written before the study row is locked:
+    # arrivals queue on that lock, so each statement after it delays them all.
+    study = assignment.find_study(slug)
     settings = settings_of(study)
     platform = settings.recruitment.platform
     if request["platform"] is not None and request["platform"] != platform:
@@ -372,6 +398,7 @@ def _start(
     arrival = platforms.parse_arrival(platform, request["params"])
     existing = find_session(study, arrival)
     if existing is not None:
+        study = assignment.lock_study(slug)
         resume(existing, study, via="api")
         state = state_of(existing, study)
         db.session.commit()  # ends the transaction and the study lock
@@ -391,43 +418,57 @@ def _start(
         )
     _check_window(settings, request["window"])
     models = assignment.study_models(study.id)
+    participant = _participant(arrival)
+
+    study = assignment.lock_study(slug)
+    check_open(study)  # again: it may have been paused meanwhile
+    settings = settings_of(study)
     # Sessions silent past the study's limit free their places before the count.
     lifecycle.abandon_inactive_sessions(study, commit=False)
     model = assignment.choose_model(study, settings, models, rng)
-    session = _create(study, settings, arrival, model, request, user_agent)
     planned = assignment.plan_session(study, settings, model, models, rng)
+    session = _create(
+        study, settings, arrival, participant, model, request, user_agent,
+        len(planned),
+    )  # fmt: skip
     assignment.store_trials(session, planned)
-    session.n_trials = len(planned)
     study.assignment_seq += 1
     _log_start(study, session, request)
-    state = state_of(session, study)
+    state = state_of(session, study, blocks=assignment.blocks_of_plan(planned))
+    public_id = session.public_id  # read now: commit expires the objects
     db.session.commit()
     events_log.info(
         "session %s started in study %s after consent (model %s, %d trials)",
-        session.public_id, study.slug, model, len(planned),
+        public_id, slug, model, len(planned),
     )  # fmt: skip
     return state, True
 
 
-def _create(
-    study: Study,
-    settings: StudySettings,
-    arrival: platforms.Arrival,
-    model: str | None,
-    request: dict[str, Any],
-    user_agent: str,
-) -> Session:
+def _participant(arrival: platforms.Arrival) -> Participant:
+    """The participant with this platform id, added when new."""
     participant = db.session.scalar(
-        select(Participant).where(
-            Participant.platform == arrival.platform,
-            Participant.external_id == arrival.external_id,
-        )
+        _FIND_PARTICIPANT,
+        {"platform": arrival.platform, "external_id": arrival.external_id},
     )
     if participant is None:
         participant = Participant(
             platform=arrival.platform, external_id=arrival.external_id
         )
         db.session.add(participant)
+        db.session.flush()
+    return participant
+
+
+def _create(
+    study: Study,
+    settings: StudySettings,
+    arrival: platforms.Arrival,
+    participant: Participant,
+    model: str | None,
+    request: dict[str, Any],
+    user_agent: str,
+    n_trials: int,
+) -> Session:
     keys = settings.keys
     # Alternating by arrival balances the hands over participants exactly.
     swapped = keys.counterbalance and study.assignment_seq % 2 == 1
@@ -439,6 +480,7 @@ def _create(
         study_id=study.id,
         participant=participant,
         status="active",
+        n_trials=n_trials,
         model=model,
         platform_data=arrival.params,
         key_mapping=f"{real_key}=real",
@@ -455,6 +497,9 @@ def _create(
     return session
 
 
+_INSERT_EVENT = insert(Event.__table__)
+
+
 def _log_start(study: Study, session: Session, request: dict[str, Any]) -> None:
     data = {
         "window": request["window"],
@@ -462,16 +507,20 @@ def _log_start(study: Study, session: Session, request: dict[str, Any]) -> None:
         "device_pixel_ratio": request["device_pixel_ratio"],
         "n_trials": session.n_trials,
     }
-    for kind in ("consent", "session_start"):
-        db.session.add(
-            Event(
-                study_id=study.id,
-                session_id=session.id,
-                kind=kind,
-                actor="participant",
-                data=data if kind == "session_start" else {},
-            )
-        )
+    # One Core INSERT of both rows: no ORM objects to flush under the lock.
+    db.session.execute(
+        _INSERT_EVENT,
+        [
+            {
+                "study_id": study.id,
+                "session_id": session.id,
+                "kind": kind,
+                "actor": "participant",
+                "data": data if kind == "session_start" else {},
+            }
+            for kind in ("consent", "session_start")
+        ],
+    )
 
 
 def session_state(token: str) -> dict[str, Any]:

@@ -5,10 +5,13 @@ graded and stored; the same payload sent again (a retry) is acknowledged
 again without storing anything; a different payload is a conflict. A response
 is taken only for a trial whose block has been served.
 
-Storing a response is one short transaction of three statements: the session
-row (locked) joined to the trial by its unique ``(session_id, position)``
-index, then two updates; the staircase reads the few answered main trials
-after the last one it applied.
+On PostgreSQL a new answer is stored by one autocommitted statement that locks
+the session, stores the answer and counts it (:data:`_FAST_STORE`); anything
+else (a replay, a conflict, a check, a staircase, an error) and every answer
+on SQLite takes the general path: one short transaction of three statements,
+the session row (locked) joined to the trial by its unique ``(session_id,
+position)`` index, then two updates. The staircase reads the few answered
+main trials after the last one it applied.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 
 from stimuli.store import ContentStore
 
@@ -41,7 +44,6 @@ from .sessions import (
     require_active,
     screen_out,
     settings_by_digest,
-    settings_of,
 )
 from .signing import StimulusSigner
 
@@ -68,7 +70,9 @@ def serve_block(
     """Return one block's trials with signed image URLs and mark them served.
 
     A block can be fetched again (after a reload); one after the first
-    unfinished block cannot.
+    unfinished block cannot. Every participant fetches a block at each
+    break, most of them at about the same time, so the statements are Core
+    ones built once (see :data:`_BLOCK_SESSION`).
 
     Raises
     ------
@@ -77,41 +81,32 @@ def serve_block(
     OutOfRange
         An earlier block is unfinished, or the device check has not been done.
     """
-    session, study = load_session(token)
+    check_token(token)
+    connection = db.session.connection()
+    session = connection.execute(_BLOCK_SESSION, {"token": token}).first()
+    if session is None:
+        raise Unauthorized("unknown session token", field="token")
     require_active(session)
     frames = timing.check_exposure_ready(session.exposure_frames)
     rows: Sequence[Any] = []
     if 0 <= block <= MAX_POSITION:
-        rows = db.session.execute(
-            select(Trial.id, Trial.position, Trial.kind)
-            .where(Trial.session_id == session.id, Trial.block == block)
-            .order_by(Trial.position)
+        rows = connection.execute(
+            _BLOCK_TRIALS, {"session_id": session.id, "block": block}
         ).all()
     if not rows:
         raise NotFound(f"block {block}: no such block in this session", field="block")
-    unfinished = db.session.scalar(
-        select(Trial.block)
-        .where(Trial.session_id == session.id, Trial.response.is_(None))
-        .order_by(Trial.position)
-        .limit(1)
-    )
+    unfinished = connection.execute(
+        _FIRST_UNFINISHED, {"session_id": session.id}
+    ).scalar()
     if unfinished is not None and block > unfinished:
         raise OutOfRange(
             f"block {block}: finish block {unfinished} first", field="block"
         )
     now = utcnow()
-    db.session.execute(
-        update(Trial)
-        .where(
-            Trial.session_id == session.id,
-            Trial.block == block,
-            Trial.served_at.is_(None),
-        )
-        .values(served_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.last_seen_at = now
-    settings = settings_of(study)
+    values = {"p_session_id": session.id, "p_block": block, "p_now": now}
+    connection.execute(_MARK_SERVED, values)
+    connection.execute(_SEEN, values)
+    settings = settings_by_digest(session.study_id, session.settings_digest)
     main_frames = session.staircase["frames"] if session.staircase else frames
     timing_settings = settings.timing
     trials = [
@@ -243,6 +238,49 @@ def _advance_staircase(session: Session, state: dict[str, Any]) -> None:
 _SESSION = Session.__table__
 _TRIAL = Trial.__table__
 
+# Serving a block: the session with its study's settings digest, the block's
+# trials, the first block with an unanswered trial, then two updates.
+_BLOCK_SESSION = (
+    select(
+        _SESSION.c.id,
+        _SESSION.c.study_id,
+        _SESSION.c.status,
+        _SESSION.c.exposure_frames,
+        _SESSION.c.staircase,
+        Study.settings_digest,
+    )
+    .join(Study.__table__, Study.id == _SESSION.c.study_id)
+    .where(_SESSION.c.token == bindparam("token"))
+)
+_BLOCK_TRIALS = (
+    select(_TRIAL.c.id, _TRIAL.c.position, _TRIAL.c.kind)
+    .where(
+        _TRIAL.c.session_id == bindparam("session_id"),
+        _TRIAL.c.block == bindparam("block"),
+    )
+    .order_by(_TRIAL.c.position)
+)
+_FIRST_UNFINISHED = (
+    select(_TRIAL.c.block)
+    .where(_TRIAL.c.session_id == bindparam("session_id"), _TRIAL.c.response.is_(None))
+    .order_by(_TRIAL.c.position)
+    .limit(1)
+)
+_MARK_SERVED = (
+    _TRIAL.update()
+    .where(
+        _TRIAL.c.session_id == bindparam("p_session_id"),
+        _TRIAL.c.block == bindparam("p_block"),
+        _TRIAL.c.served_at.is_(None),
+    )
+    .values(served_at=bindparam("p_now"))
+)
+_SEEN = (
+    _SESSION.update()
+    .where(_SESSION.c.id == bindparam("p_session_id"))
+    .values(last_seen_at=bindparam("p_now"))
+)
+
 # The response path's statements are built once with bound parameters: on
 # every request only the values change, and building SQLAlchemy expressions
 # costs more CPU than running them. Parameter names are prefixed with ``p_``
@@ -311,6 +349,85 @@ _COUNT_RESPONSE = (
 )
 
 
+# PostgreSQL stores the common answer in one autocommitted statement: lock
+# the active session (without a staircase), store the answer on its served,
+# unanswered, non-check trial, and count it. When any condition fails the
+# statement changes nothing and returns no row, and the answer takes the
+# general path below (replays, conflicts, checks, staircases, errors). The
+# trial's UPDATE re-checks "response IS NULL" on the row's newest version, so
+# a racing retry finds nothing to do here and is answered as a replay there.
+_FAST_SET = ", ".join(
+    f"{column} = %(p_{column})s"
+    for column in (*_STORED, "timing_invalid", "payload_digest", "responded_at")
+)
+_FAST_STORE = f"""
+WITH s AS (
+    SELECT id FROM {_SESSION.name}
+    WHERE token = %(p_token)s AND status = 'active'
+      AND (staircase IS NULL OR staircase::text = 'null')
+    FOR NO KEY UPDATE
+), t AS (
+    UPDATE {_TRIAL.name} SET {_FAST_SET}, correct = (is_real = %(p_says_real)s)
+    FROM s
+    WHERE {_TRIAL.name}.session_id = s.id AND position = %(p_position)s
+      AND response IS NULL AND served_at IS NOT NULL AND kind <> 'check'
+    RETURNING {_TRIAL.name}.session_id, kind, correct
+), c AS (
+    UPDATE {_SESSION.name}
+    SET n_answered = {_SESSION.name}.n_answered + 1, last_seen_at = %(p_now)s
+    FROM t WHERE {_SESSION.name}.id = t.session_id
+    RETURNING {_SESSION.name}.n_answered
+)
+SELECT t.kind, t.correct, c.n_answered FROM t CROSS JOIN c
+"""
+
+
+def _record_fast(
+    token: str, position: int, payload: grading.ResponsePayload, digest: str
+) -> dict[str, Any] | None:
+    """Store a new answer in one statement on PostgreSQL; None when it cannot."""
+    if db.session().in_transaction() or not 0 <= position <= MAX_POSITION:
+        return None
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None
+    values = {f"p_{column}": value for column, value in payload.stored_fields().items()}
+    now = utcnow()
+    connection = db.session.connection(
+        execution_options={"isolation_level": "AUTOCOMMIT"}
+    )
+    row = connection.exec_driver_sql(
+        _FAST_STORE,
+        {
+            **values,
+            "p_token": token,
+            "p_position": position,
+            "p_says_real": payload.response == "real",
+            "p_timing_invalid": grading.timing_invalid(
+                payload.intended_frames, payload.achieved_frames
+            ),
+            "p_payload_digest": digest,
+            "p_responded_at": now,
+            "p_now": now,
+        },
+    ).first()
+    # Ends the autocommit use of the connection; the general path gets a
+    # connection with its usual transaction.
+    db.session.rollback()
+    if row is None:
+        return None
+    kind, correct, n_answered = row
+    return {
+        "position": position,
+        "stored": True,
+        "replay": False,
+        "n_answered": n_answered,
+        "feedback": {"correct": correct} if kind == "practice" else None,
+        "screened_out": False,
+        "completion": None,
+        "next_exposure_frames": None,
+    }
+
+
 def _response_row(token: str, position: int) -> Any:
     """The session (row-locked), its study's settings digest and the trial."""
     check_token(token)
@@ -353,11 +470,16 @@ def record_response(
     OutOfRange
         The trial's block has not been served yet.
     """
+    check_token(token)
+    digest = payload.digest()
+    if not _again:
+        ack = _record_fast(token, position, payload, digest)
+        if ack is not None:
+            return ack
     row = _response_row(token, position)
     settings = settings_by_digest(row.study_id, row.settings_digest)
     if row.trial_id is None:
         raise _no_trial(position, row.n_trials)
-    digest = payload.digest()
     if row.response is not None:
         if row.payload_digest == digest:
             ack = _ack_of(position, row.kind, row.correct, row, settings, replay=True)
