@@ -7,7 +7,9 @@ through the Flask test client, on SQLite and on PostgreSQL. It prints
 milliseconds of process CPU and of wall time per response, and the same for
 an empty request through the app (``GET /api/v1/openapi.json`` is cached
 JSON) as the floor that Flask itself costs, so the ratio shows what the
-response path adds.
+response path adds. It also counts the statements each kind of request sends
+to the database (``BEGIN`` and ``COMMIT`` included): every one is a round trip
+during which a request under load waits to get Python's GIL back.
 
 Run from the repository root::
 
@@ -72,18 +74,43 @@ def _start(client, i: int) -> tuple[str, int]:
     return token, state["n_blocks"]
 
 
+class StatementCounter:
+    """Counts statements (with BEGIN and COMMIT) sent through an engine."""
+
+    def __init__(self, engine) -> None:
+        import sqlalchemy as sa
+
+        self.n = 0
+        for name in ("before_cursor_execute", "commit"):
+            sa.event.listen(engine, name, self._count)
+        sa.event.listen(engine, "begin", self._count_begin)
+
+    def _count(self, *args, **kwargs) -> None:
+        self.n += 1
+
+    def _count_begin(self, connection) -> None:
+        # An autocommit connection sends no BEGIN.
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            self.n += 1
+
+    def since(self, mark: int, per: int) -> float:
+        return (self.n - mark) / per
+
+
 def _answer_session(
-    client, token: str, n_blocks: int
-) -> tuple[int, float, float, float]:
+    client, token: str, n_blocks: int, statements: StatementCounter
+) -> tuple[int, float, float, float, int]:
     """Answer every trial block by block.
 
-    Returns the count of answers, PUT cpu and wall seconds, and block GET cpu s.
+    Returns the count of answers, PUT cpu and wall seconds, block GET cpu s,
+    and the statements sent for the block GETs.
     """
-    n, cpu_s, wall_s, block_s = 0, 0.0, 0.0, 0.0
+    n, cpu_s, wall_s, block_s, block_statements = 0, 0.0, 0.0, 0.0, 0
     for block in range(n_blocks):
-        cpu = time.process_time()
+        cpu, mark = time.process_time(), statements.n
         trials = client.get(f"/api/v1/sessions/{token}/blocks/{block}").json["trials"]
         block_s += time.process_time() - cpu
+        block_statements += statements.n - mark
         cpu, wall = time.process_time(), time.perf_counter()
         for trial in trials:
             position = trial["position"]
@@ -95,7 +122,7 @@ def _answer_session(
         cpu_s += time.process_time() - cpu
         wall_s += time.perf_counter() - wall
         n += len(trials)
-    return n, cpu_s, wall_s, block_s
+    return n, cpu_s, wall_s, block_s, block_statements
 
 
 def measure(kind: str, n_sessions: int, per_session: int) -> dict[str, float]:
@@ -121,10 +148,14 @@ def measure(kind: str, n_sessions: int, per_session: int) -> dict[str, float]:
                 upgrade_schema()
                 load_study(study_file, app.config["STIMULUS_STORE"], progress=False)
             client = app.test_client()
+            with app.app_context():
+                statements = StatementCounter(db.engine)
             _start(client, n_sessions)  # warm-up: first queries, caches
-            cpu = time.process_time()
+            cpu, mark = time.process_time(), statements.n
             started = [_start(client, i) for i in range(n_sessions)]
             start_cpu = (time.process_time() - cpu) / n_sessions * 1e3
+            # Each _start also posts the device check: counted with the start.
+            start_statements = statements.since(mark, n_sessions)
 
             for _ in range(200):
                 client.get("/api/v1/openapi.json")
@@ -134,12 +165,15 @@ def measure(kind: str, n_sessions: int, per_session: int) -> dict[str, float]:
             floor_cpu = (time.process_time() - cpu) / 2000 * 1e3
             floor_wall = (time.perf_counter() - wall) / 2000 * 1e3
 
-            n, cpu_s, wall_s, block_s, n_block = 0, 0.0, 0.0, 0.0, 0
+            n, cpu_s, wall_s, block_s, n_block, block_statements = 0, 0, 0, 0, 0, 0
+            mark = statements.n
             for token, n_blocks in started:
-                counts = _answer_session(client, token, n_blocks)
+                counts = _answer_session(client, token, n_blocks, statements)
                 n, cpu_s, wall_s = n + counts[0], cpu_s + counts[1], wall_s + counts[2]
                 block_s, n_block = block_s + counts[3], n_block + n_blocks
+                block_statements += counts[4]
             put_cpu, put_wall = cpu_s / n * 1e3, wall_s / n * 1e3
+            answer_statements = statements.since(mark + block_statements, n)
             with app.app_context():
                 db.engine.dispose()
         finally:
@@ -152,6 +186,9 @@ def measure(kind: str, n_sessions: int, per_session: int) -> dict[str, float]:
         "put_wall": put_wall,
         "start_cpu": start_cpu,
         "block_cpu": block_s / n_block * 1e3,
+        "start_statements": start_statements,
+        "answer_statements": answer_statements,
+        "block_statements": block_statements / n_block,
     }
 
 
@@ -175,6 +212,7 @@ def main(kinds: tuple[str, ...], sessions: int, per_session: int) -> None:
     click.echo(
         f"{'db':9} {'responses':>9} {'PUT cpu ms':>10} {'PUT wall ms':>11} "
         f"{'floor cpu ms':>12} {'ratio':>6} {'start cpu ms':>12} {'block cpu ms':>12}"
+        f" {'stmts/start':>11} {'stmts/PUT':>9} {'stmts/block':>11}"
     )
     for kind in kinds:
         r = measure(kind, sessions, per_session)
@@ -182,6 +220,8 @@ def main(kinds: tuple[str, ...], sessions: int, per_session: int) -> None:
             f"{kind:9} {r['n']:9d} {r['put_cpu']:10.2f} {r['put_wall']:11.2f} "
             f"{r['floor_cpu']:12.2f} {r['put_cpu'] / r['floor_cpu']:6.1f} "
             f"{r['start_cpu']:12.2f} {r['block_cpu']:12.2f}"
+            f" {r['start_statements']:11.1f} {r['answer_statements']:9.2f}"
+            f" {r['block_statements']:11.1f}"
         )
 
 

@@ -97,6 +97,8 @@ class RunResult:
     client_cpu_s: float
     client_core_share: float
     server_cpu_s: float
+    server_system_cpu_s: float
+    server_startup_cpu_s: float
     server_cpu_ms_per_request: float
     postgres_cpu_s: float | None
     machine_busy_share: float
@@ -127,6 +129,36 @@ def steady_percentiles(participants: list[Participant], stats: RunStats) -> list
         return [float("nan")] * 3
     latencies = np.asarray(stats.response_latencies_s)[inside] * 1000
     return [float(x) for x in np.percentile(latencies, [50, 95, 99])]
+
+
+def timeline(
+    participants: list[Participant], stats: RunStats, step_s: float = 2.0
+) -> list[str]:
+    """The run in steps of ``step_s``: sessions started, answers, PUT latency.
+
+    Shows where a whole run's tail comes from (the ramp of session starts,
+    a fault) that the percentiles over the run cannot.
+    """
+    times = np.asarray(stats.response_times)
+    if not len(times):
+        return []
+    latencies = np.asarray(stats.response_latencies_s) * 1000
+    starts = np.asarray([p.started_at for p in participants if p.started_at])
+    origin = min(times.min(), starts.min() if len(starts) else times.min())
+    lines = [f"{'from s':>6} {'starts':>6} {'answers':>7} {'p50 ms':>7} {'p99 ms':>7}"]
+    edge = origin
+    while edge <= times.max():
+        inside = (times >= edge) & (times < edge + step_s)
+        n_starts = int(((starts >= edge) & (starts < edge + step_s)).sum())
+        p50, p99 = (
+            np.percentile(latencies[inside], [50, 99]) if inside.any() else (0, 0)
+        )
+        lines.append(
+            f"{edge - origin:6.0f} {n_starts:6d} {int(inside.sum()):7d} "
+            f"{p50:7.1f} {p99:7.1f}"
+        )
+        edge += step_s
+    return lines
 
 
 def steady_rate(participants: list[Participant], ack_times: list[float]) -> float:
@@ -194,6 +226,7 @@ def run_one(
     time_limit_s: float,
     seed: int,
     keep: bool,
+    show_timeline: bool = False,
 ) -> RunResult:
     instance = Path(tempfile.mkdtemp(prefix="load-"))
     database = Database(db_kind, instance)
@@ -213,6 +246,7 @@ def run_one(
             f"{server.base_url}, {shape.trials_per_session} trials per session, "
             f"think {behaviour.think_s * 1000:.0f} ms"
         )
+        startup_cpu = server.cpu_s()
         load_before = os.getloadavg()[0]
         busy_before, total_before = machine_busy_s()
         cpu_before = time.process_time()
@@ -242,6 +276,9 @@ def run_one(
         server_cpu = (children_after.ru_utime + children_after.ru_stime) - (
             children_before.ru_utime + children_before.ru_stime
         )
+        server_system = children_after.ru_stime - children_before.ru_stime
+        # Without starting the server: what the requests cost.
+        server_load_cpu = server_cpu - startup_cpu
         acknowledged = [
             (p.token, position, payload)
             for p in participants
@@ -294,8 +331,10 @@ def run_one(
         client_cpu_s=client_cpu,
         client_core_share=client_cpu / duration,
         server_cpu_s=server_cpu,
+        server_system_cpu_s=server_system,
+        server_startup_cpu_s=startup_cpu,
         server_cpu_ms_per_request=(
-            1000 * server_cpu / max(stats.requests + stats.images, 1)
+            1000 * server_load_cpu / max(stats.requests + stats.images, 1)
         ),
         postgres_cpu_s=postgres_cpu,
         machine_busy_share=(busy_after - busy_before) / (total_after - total_before),
@@ -306,6 +345,8 @@ def run_one(
         stored_unacknowledged=check.stored_unacknowledged,
     )
     report(result, check.lines(), failed)
+    if show_timeline:
+        click.echo("\n".join(timeline(participants, stats)))
     return result
 
 
@@ -339,7 +380,9 @@ def report(result: RunResult, reconciliation: list[str], failed: list) -> None:
     )
     click.echo(
         f"CPU: client {r.client_cpu_s:.1f} s = {100 * r.client_core_share:.0f}% of "
-        f"one core; server (gunicorn) {r.server_cpu_s:.1f} s "
+        f"one core; server (gunicorn) {r.server_cpu_s:.1f} s, "
+        f"{r.server_system_cpu_s:.1f} s of it in the kernel and "
+        f"{r.server_startup_cpu_s:.1f} s starting up "
         f"({r.server_cpu_ms_per_request:.1f} ms per request); {postgres}machine "
         f"busy {100 * r.machine_busy_share:.0f}% of {os.cpu_count()} cores; load "
         f"average {r.load_before:.2f} -> {r.load_after:.2f}"
@@ -432,6 +475,12 @@ def parse_counts(ctx: click.Context, param: click.Parameter, value: str) -> list
     help="Append each run's figures as a JSON line.",
 )
 @click.option("--keep", is_flag=True, help="Keep the database and instance folder.")
+@click.option(
+    "--timeline",
+    "show_timeline",
+    is_flag=True,
+    help="Print starts, answers and PUT latency per 2 s of the run.",
+)
 def main(
     db_kind: str,
     participants: list[int],
@@ -448,6 +497,7 @@ def main(
     seed: int,
     json_path: Path | None,
     keep: bool,
+    show_timeline: bool,
 ) -> None:
     """Run simulated participants against gunicorn and reconcile every response."""
     # A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the server is
@@ -480,6 +530,7 @@ def main(
             time_limit,
             seed,
             keep,
+            show_timeline,
         )
         results.append(result)
         if json_path is not None:

@@ -318,6 +318,32 @@ class Gunicorn:
             return []
         return [int(pid) for pid in text.split()]
 
+    def cpu_s(self) -> float:
+        """CPU seconds the master and its workers have used so far.
+
+        Read from ``/proc``: the master's own time and that of workers it
+        has reaped, plus the live workers' time. Taken when the load begins,
+        it is the cost of starting the server (imports, app creation), which
+        the run's figure per request leaves out.
+        """
+        if self.process is None:
+            return 0.0
+        master = self.process.pid
+        total_ticks = 0
+        for pid, with_children in [(master, True)] + [
+            (worker, False) for worker in self.worker_pids()
+        ]:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            # Fields after the command name in parentheses; utime is the 14th.
+            fields = stat.rsplit(")", 1)[1].split()
+            total_ticks += int(fields[11]) + int(fields[12])
+            if with_children:
+                total_ticks += int(fields[13]) + int(fields[14])
+        return total_ticks / os.sysconf("SC_CLK_TCK")
+
     def kill_worker(self) -> int | None:
         """SIGKILL one worker (the master starts a new one); return its pid."""
         pids = self.worker_pids()
