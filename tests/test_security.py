@@ -151,8 +151,7 @@ def test_a_finished_session_token_stores_nothing_more(app, client, make_study):
     # One of the two is the stored answer (a replay, 200); the other is not
     # taken: a conflict, or refused because the session has ended.
     statuses = sorted(
-        p.put(0, response_body(answer)).status_code
-        for answer in ("real", "generated")
+        p.put(0, response_body(answer)).status_code for answer in ("real", "generated")
     )
     assert statuses in ([200, 403], [200, 409])
     assert p.block(0).status_code == 403
