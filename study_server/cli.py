@@ -97,7 +97,7 @@ def demo_command(host: str, port: int) -> None:
     from stimuli.demo import build_demo
 
     from .models import Researcher
-    from .services.accounts import create_researcher
+    from .services.accounts import create_researcher, set_password
     from .services.studies import load_study
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -113,17 +113,19 @@ def demo_command(host: str, port: int) -> None:
 
     password_file = Path(app.instance_path) / "demo-researcher.txt"
     exists = db.session.scalar(select(Researcher).where(Researcher.username == "demo"))
-    if exists is None:
+    if exists is None or not password_file.exists():
+        # A lost password file means nobody knows the password: set a new one.
         password = secrets.token_urlsafe(12)
         try:
-            create_researcher("demo", password)
+            if exists is None:
+                create_researcher("demo", password)
+            else:
+                set_password("demo", password)
         except StudyError as exc:
             raise click.ClickException(exc.message) from None
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
-    password = (
-        password_file.read_text().strip() if password_file.exists() else "(unknown)"
-    )
+    password = password_file.read_text().strip()
     base = f"http://{host}:{port}"
     click.echo("")
     click.echo(f"Participant link:  {base}/s/{report.study.slug}")
