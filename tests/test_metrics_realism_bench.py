@@ -80,6 +80,41 @@ def test_metric_table_over_realism_bench(bench, dataset, tmp_path) -> None:
     pd.testing.assert_frame_equal(
         wide, to_wide(tidy), check_dtype=False, check_exact=False, rtol=1e-15
     )
+    _correlate_reads(tmp_path, dataset, models, tidy)
+
+
+def _correlate_reads(tmp_path, dataset, models, tidy) -> None:
+    """``analysis correlate`` takes both tables as they were written."""
+    from analysis.correlate import read_metric_table as correlate_reads
+
+    for name in ("metrics.csv", "metrics_wide.csv"):
+        table = correlate_reads(tmp_path / "out" / name)
+        assert set(table.model) == set(models), name
+        assert len(table) == len(tidy), name
+
+    # No human data exists for these folders: placeholder error rates (one per
+    # model, spread over 0.1-0.4) only show that the run goes through.
+    rates = np.linspace(0.1, 0.4, len(models))
+    human = tmp_path / "human_scores.csv"
+    pd.DataFrame(
+        {
+            "dataset": dataset,
+            "model": models,
+            "n_participants": 20,
+            "n_trials": 2000,
+            "error_rate": rates,
+            "error_rate_sem": 0.01,
+        }
+    ).to_csv(human, index=False)
+    out = tmp_path / "correlate"
+    metrics = str(tmp_path / "out" / "metrics.csv")
+    args = ["correlate", str(human), metrics, "--bootstrap", "200", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    correlations = pd.read_csv(out / "correlations.csv")
+    assert set(correlations.encoder) == {"pixels", "dinov2_vits14"}
+    fd = correlations[correlations.metric == "FD"]
+    assert len(fd) == 2 * 3 and fd["coefficient"].notna().all()
 
 
 def test_full_vits14_features_do_not_depend_on_batch_size(bench) -> None:
