@@ -232,6 +232,59 @@ def test_preprocessing_sizes_and_normalisation() -> None:
         assert x.mean(dim=(1, 2)).numpy() == pytest.approx(expected, abs=1e-4)
 
 
+def _reference_transform(p: registry.Preprocessing):
+    """The encoder's preprocessing written with torchvision's transforms.
+
+    PIL backends follow the torchvision pipelines the encoders were trained
+    with (Resize on the PIL image, CenterCrop, ToTensor, Normalize);
+    ``pil-float`` resizes each channel as float (clean-fid's resize, Parmar
+    et al. 2022); ``torch`` is pytorch-fid's bilinear interpolation of the
+    [0, 1] tensor without antialiasing.
+    """
+    from torchvision import transforms as T
+
+    filters = {"bicubic": T.InterpolationMode.BICUBIC}
+    filters["bilinear"] = T.InterpolationMode.BILINEAR
+    size = (p.size, p.size) if p.resize == "warp" else p.resize_to
+    tail = [T.CenterCrop(p.size), T.Normalize(p.mean, p.std)]
+    if p.backend == "pil":
+        return T.Compose([T.Resize(size, filters[p.filter]), T.ToTensor(), *tail])
+
+    def per_channel_float(image):
+        planes = []
+        for c in np.asarray(image, dtype=np.float32).transpose(2, 0, 1):
+            plane = Image.fromarray(c, mode="F")
+            target = (p.size, p.size) if p.resize == "warp" else None
+            planes.append(np.asarray(plane.resize(target, Image.Resampling.BICUBIC)))
+        return torch.from_numpy(np.clip(np.stack(planes), 0, 255) / 255.0).float()
+
+    def interpolate(image):
+        x = T.functional.to_tensor(image)[None]
+        x = torch.nn.functional.interpolate(
+            x, size=(p.size, p.size), mode="bilinear", align_corners=False
+        )
+        return x[0]
+
+    first = per_channel_float if p.backend == "pil-float" else interpolate
+    return T.Compose([first, *tail])
+
+
+@pytest.mark.parametrize("name", sorted(registry.ENCODERS))
+def test_preprocessing_equals_the_published_transforms(name) -> None:
+    spec = registry.ENCODERS[name].preprocessing
+    if spec.backend != "pil":
+        # Only warped inputs use these backends; a crop would need its size.
+        assert spec.resize == "warp"
+    rng = np.random.default_rng(3)
+    # A landscape and a portrait photo-sized image, neither square.
+    for shape in ((240, 320, 3), (333, 250, 3)):
+        image = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8))
+        ours = preprocess(image, spec)
+        reference = _reference_transform(spec)(image)
+        assert ours.shape == reference.shape == (3, spec.size, spec.size)
+        np.testing.assert_allclose(ours.numpy(), reference.numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("encoder", ["shallow_vit", "shallow_cnn"])
 def test_features_do_not_depend_on_batch_size_or_workers(images, encoder, request):
     model = request.getfixturevalue(encoder)
