@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    CompoundSelect,
     Integer,
     Select,
     bindparam,
@@ -251,10 +252,12 @@ def pick_groups(study_id: int, requests: Sequence[PickRequest]) -> list[list[Pic
 
 # pick_groups' statements by the shape of their requests (whether each names
 # a source, and the truth it asks for); role, source and n are parameters.
-_PICKS: dict[tuple[tuple[bool, bool | None], ...], Select] = {}
+_PICKS: dict[tuple[tuple[bool, bool | None], ...], Select | CompoundSelect] = {}
 
 
-def _picks_statement(shape: tuple[tuple[bool, bool | None], ...]) -> Select:
+def _picks_statement(
+    shape: tuple[tuple[bool, bool | None], ...],
+) -> Select | CompoundSelect:
     parts = []
     for part, (has_source, is_real) in enumerate(shape):
         query = select(Stimulus.id, Stimulus.source, Stimulus.is_real).where(

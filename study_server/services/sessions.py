@@ -19,7 +19,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, select
+from sqlalchemy import Row, bindparam, case, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..db import db, read_only, utcnow
@@ -129,8 +129,11 @@ def load_session(token: str, *, lock: bool = False) -> tuple[Session, Study]:
     return row.Session, row.Study
 
 
-def require_active(session: Session) -> None:
-    """Refuse a request that would change a session that has ended."""
+def require_active(session: Session | Row[Any]) -> None:
+    """Refuse a request that would change a session that has ended.
+
+    ``session`` is the session or a row read with its ``status`` column.
+    """
     if session.status == "active":
         return
     message = f"this session is {session.status.replace('_', ' ')}"
