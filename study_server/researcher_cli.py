@@ -193,7 +193,11 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> None:
             f"{out_dir} already holds an export ({description.name}); "
             "choose another folder or add --force to replace it"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(f"cannot create {out_dir}: {reason}") from None
 
 
 def _known_studies() -> str:

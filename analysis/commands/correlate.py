@@ -9,6 +9,7 @@ import click
 import pandas as pd
 
 from analysis.bootstrap import METHODS, check_methods
+from analysis.commands import output_folder
 from analysis.names import Aliases, NameMatchError
 
 # Columns echoed to the terminal; the CSV files hold all of them.
@@ -181,6 +182,8 @@ def correlate(
     """
     from analysis import correlate as corr
 
+    if out is not None:
+        output_folder(out)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = _run(
@@ -211,7 +214,10 @@ def correlate(
         f"{len(result.matched)} models matched; {len(result.unmatched)} names unmatched"
     )
     if out is not None:
-        paths = corr.write_outputs(result, out)
+        try:
+            paths = corr.write_outputs(result, out)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write into {out}: {exc}") from None
         for path in paths.values():
             click.echo(f"wrote {path}")
     if result.errors:

@@ -13,6 +13,7 @@ import click
 import numpy as np
 import pandas as pd
 
+from analysis.commands import output_folder
 from analysis.exclude import ExclusionRules, apply_exclusions, no_exclusions
 from analysis.names import Aliases, NameMatchError
 from analysis.readers import (
@@ -452,10 +453,7 @@ def _warn_lost_models(before: pd.DataFrame, main: pd.DataFrame) -> None:
 
 
 def _write(out: Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise click.ClickException(f"cannot create {out}: {exc}") from exc
+    output_folder(out)
     # Outputs of an earlier fit into the same folder that this run does not
     # produce (say mixed_fit.csv without --mixed) would be read by the report
     # as if they belonged to this fit.

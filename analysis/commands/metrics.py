@@ -17,6 +17,7 @@ from typing import Any
 import click
 import pandas as pd
 
+from analysis.commands import output_folder
 from analysis.metrics.defaults import (
     DEFAULT_ENCODERS,
     DEFAULT_METRICS,
@@ -274,6 +275,7 @@ def metrics(
             check_device(device)
         except ValueError as error:
             raise click.UsageError(f"--device {error}") from None
+    output_folder(out_dir)
     try:
         if merge_shards:
             _merge(inputs, out_dir)
