@@ -35,6 +35,28 @@ th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 """
 
 
+def _read_table(path: Path) -> pd.DataFrame:
+    """One CSV of the fit folder; a damaged file is named in the error."""
+    try:
+        return pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ValueError(f"{path}: cannot read it as a CSV table ({exc})") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"{path} is empty; run `analysis fit ... --out {path.parent}` again"
+        ) from None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON file ({exc})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(info).__name__}")
+    return info
+
+
 def build_report(fit_dir: str | Path, *, title: str | None = None) -> str:
     """Return the HTML report of a fit folder as a string.
 
@@ -66,20 +88,25 @@ def build_report(fit_dir: str | Path, *, title: str | None = None) -> str:
             f"{folder} lacks {', '.join(missing)}; run `analysis fit ... --out "
             f"{folder}` first"
         )
-    scores = pd.read_csv(folder / "human_scores.csv")
+    scores = _read_table(folder / "human_scores.csv")
     needed = ["dataset", "model", "error_rate", "ci_low", "ci_high"]
     absent = [c for c in needed if c not in scores.columns]
     if absent:
         raise ValueError(f"human_scores.csv lacks the column(s) {', '.join(absent)}")
-    exclusions = pd.read_csv(folder / "exclusions.csv")
+    exclusions = _read_table(folder / "exclusions.csv")
+    absent = [
+        c for c in ("reason", "n_participants", "n_trials") if c not in exclusions
+    ]
+    if absent:
+        raise ValueError(f"exclusions.csv lacks the column(s) {', '.join(absent)}")
     optional = {
-        name: pd.read_csv(folder / f"{name}.csv")
+        name: _read_table(folder / f"{name}.csv")
         for name in ("participants", "rt_histogram", "mixed_fit", "image_scores")
         if (folder / f"{name}.csv").is_file()
     }
     info = {}
     if (folder / "fit.json").is_file():
-        info = json.loads((folder / "fit.json").read_text())
+        info = _read_json(folder / "fit.json")
     datasets = sorted(scores["dataset"].astype(str).unique())
     title = title or f"Human realism scores: {', '.join(datasets)}"
 

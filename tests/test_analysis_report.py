@@ -129,3 +129,34 @@ def test_report_lists_mixed_fit_and_image_summaries(trial_fit, tmp_path):
     assert "Mixed-effects fit" in page and "sd(participant)" in page
     assert "not an interval" in page
     assert "Per-image summaries" in page and "pooled_fake_error_rate" in page
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("fit.json", "{", "fit.json: not a readable JSON file"),
+        ("fit.json", "[1, 2]", "fit.json: expected a JSON object"),
+        ("human_scores.csv", "", "human_scores.csv is empty"),
+        ("exclusions.csv", "", "exclusions.csv is empty"),
+        ("exclusions.csv", "a,b\n1,2\n", "exclusions.csv lacks the column(s) reason"),
+        ("participants.csv", b"\xff\xfe\x00bad", "participants.csv: cannot read"),
+    ],
+)
+def test_a_damaged_fit_file_is_named(trial_fit, tmp_path, name, content, message):
+    import shutil
+
+    folder = tmp_path / "fit"
+    shutil.copytree(trial_fit[0], folder)
+    path = folder / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    result = CliRunner().invoke(
+        main, ["report", str(folder), "--out", str(tmp_path / "r.html")]
+    )
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
