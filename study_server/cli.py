@@ -28,8 +28,11 @@ study_cli = AppGroup("study", help="Load and list studies.")
 def load_command(study_file: Path, quiet: bool) -> None:
     """Validate STUDY_FILE and create or update its study, importing its images.
 
-    Nothing is written when the file or its images are invalid; every problem
-    is listed with the key, the bad value and what is allowed.
+    Nothing is written when the file is invalid or its folders cannot make
+    the study (missing, empty, too few usable images for the design); every
+    problem is listed with the key, the bad value and what is allowed.
+    Single unreadable image files (corrupt, truncated, not an image) are
+    listed with the reason and left out, and the rest is imported.
     """
     from .services.studies import load_study
 
