@@ -74,3 +74,16 @@ def test_flask_export(app, runner, blocked):
     make_study_row(app)
     result = runner.invoke(args=["export", "pilot", "--out", str(blocked)])
     _refused(result, blocked)
+
+
+@pytest.mark.parametrize("command", ["correlate", "metrics"])
+def test_a_folder_made_for_a_run_that_fails_is_removed(tmp_path, command):
+    out = tmp_path / "new" / "out"
+    empty = tmp_path / ("empty.csv" if command == "correlate" else "empty.npz")
+    empty.write_text("")
+    args = [command, str(empty), str(empty), "--out", str(out)]
+    if command == "correlate":
+        args += ["--encoder", "dinov2_vitl14"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert not (tmp_path / "new").exists()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 import pandas as pd
 
 from analysis.bootstrap import METHODS, check_methods
-from analysis.commands import output_folder
+from analysis.commands import output_folder_for_run
 from analysis.names import Aliases, NameMatchError
 
 # Columns echoed to the terminal; the CSV files hold all of them.
@@ -182,9 +183,9 @@ def correlate(
     """
     from analysis import correlate as corr
 
-    if out is not None:
-        output_folder(out)
-    with warnings.catch_warnings(record=True) as caught:
+    # Made before the inputs are read, removed again if they cannot be.
+    folder = output_folder_for_run(out) if out is not None else nullcontext()
+    with folder, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = _run(
             corr,

@@ -17,7 +17,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from analysis.commands import output_folder
+from analysis.commands import output_folder_for_run
 from analysis.metrics.defaults import (
     DEFAULT_ENCODERS,
     DEFAULT_METRICS,
@@ -275,33 +275,33 @@ def metrics(
             check_device(device)
         except ValueError as error:
             raise click.UsageError(f"--device {error}") from None
-    output_folder(out_dir)
-    try:
-        if merge_shards:
-            _merge(inputs, out_dir)
-            return
-        _run(
-            inputs=inputs,
-            out_dir=out_dir,
-            encoders=encoders,
-            metrics=metrics,
-            dataset=dataset,
-            test_input=test_input,
-            labels=labels,
-            weights=weights,
-            random_init=random_init,
-            extraction={"batch_size": batch_size, "workers": workers},
-            device=device,
-            cache_dir=None if no_cache else cache_dir,
-            shard=shard,
-            save_features=save_features,
-            seed=seed,
-            too_few=too_few,
-            progress=not quiet,
-            settings=settings,
-        )
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
+    with output_folder_for_run(out_dir):
+        try:
+            if merge_shards:
+                _merge(inputs, out_dir)
+                return
+            _run(
+                inputs=inputs,
+                out_dir=out_dir,
+                encoders=encoders,
+                metrics=metrics,
+                dataset=dataset,
+                test_input=test_input,
+                labels=labels,
+                weights=weights,
+                random_init=random_init,
+                extraction={"batch_size": batch_size, "workers": workers},
+                device=device,
+                cache_dir=None if no_cache else cache_dir,
+                shard=shard,
+                save_features=save_features,
+                seed=seed,
+                too_few=too_few,
+                progress=not quiet,
+                settings=settings,
+            )
+        except ValueError as error:
+            raise click.ClickException(str(error)) from error
 
 
 def _merge(inputs: tuple[str, ...], out_dir: Path) -> None:
