@@ -68,6 +68,22 @@ BAD_FILES = {
         "cannot read feature file {path}: it holds pickled Python objects, which "
         "are never loaded",
     ),
+    # np.load hands anything that is not a zip or .npy to its pickle reader
+    "text": (
+        b"x\n",
+        "cannot read feature file {path}: not a feature file (.npz, a zip archive "
+        "of arrays)",
+    ),
+    "a protocol 0 pickle": (
+        pickle.dumps([1.0], protocol=0),
+        "cannot read feature file {path}: not a feature file (.npz, a zip archive "
+        "of arrays)",
+    ),
+    "empty": (
+        b"",
+        "cannot read feature file {path}: an empty file, not a feature file (.npz, "
+        "a zip archive of arrays)",
+    ),
     "an .npy": (
         npy(ROWS),
         "cannot read feature file {path}: a single .npy array, not an .npz archive",

@@ -109,6 +109,8 @@ def load_feature_file(path: str | Path) -> FeatureSet:
     try:
         # our own handle: numpy leaves its file open when the archive is bad
         with open(path, "rb") as handle:
+            _check_magic(handle.read(len(_NPY_MAGIC)))
+            handle.seek(0)
             data = np.load(handle, allow_pickle=False)
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ValueError("a single .npy array, not an .npz archive")
@@ -119,10 +121,30 @@ def load_feature_file(path: str | Path) -> FeatureSet:
         if isinstance(error, zipfile.BadZipFile):
             reason = f"not an .npz archive, or a truncated one ({reason})"
         elif "pickle" in reason:
-            # numpy's text suggests loading it anyway, which runs its code
-            reason = "it holds pickled Python objects, which are never loaded"
+            # an object array inside the archive; numpy's text suggests loading
+            # it anyway, which runs its code
+            reason = _PICKLED
         raise ValueError(f"cannot read feature file {path}: {reason}") from None
     return _feature_set(arrays, path)
+
+
+# What np.load looks for; anything else it hands to its pickle reader, so a text
+# file would be reported as "pickled data".
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # the second: an empty archive
+_NPY_MAGIC = b"\x93NUMPY"
+# Pickle protocols 2 and later start with the PROTO opcode.
+_PICKLE_PROTO = b"\x80"
+_PICKLED = "it holds pickled Python objects, which are never loaded"
+
+
+def _check_magic(head: bytes) -> None:
+    """Refuse a file that is neither a zip archive nor a ``.npy`` array."""
+    if head.startswith(_ZIP_MAGIC) or head == _NPY_MAGIC:
+        return
+    if head.startswith(_PICKLE_PROTO):
+        raise ValueError(_PICKLED)
+    what = "an empty file, not" if not head else "not"
+    raise ValueError(f"{what} a feature file (.npz, a zip archive of arrays)")
 
 
 def _feature_set(arrays: dict[str, np.ndarray], path: Path) -> FeatureSet:
