@@ -5,6 +5,7 @@ Everything here works on folders alone, without the study server's database.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import cast
@@ -139,7 +140,7 @@ def import_command(
     Exits with status 0 when at least one image was imported, 1 when none
     could be.
     """
-    from .importer import import_folder, write_manifest
+    from .importer import import_folder, read_manifest, write_manifest
     from .normalize import StimulusImportError
     from .store import ContentStore
 
@@ -158,6 +159,13 @@ def import_command(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="'--source'") from None
 
+    manifest = store_root / "manifest.csv"
+    # Checked before any image is stored, so a bad manifest changes nothing.
+    try:
+        earlier = read_manifest(manifest)
+    except StimulusImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    created = _create_folder(store_root)
     try:
         report = import_folder(
             folder,
@@ -171,6 +179,9 @@ def import_command(
         )
     except StimulusImportError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        # a failed import leaves no empty store behind
+        _remove_empty(store_root, created)
 
     if not report.imported and not report.problems and not report.duplicates:
         raise click.ClickException(_no_images(folder))
@@ -180,7 +191,7 @@ def import_command(
         raise click.ClickException(
             f"nothing imported from {folder}: every image file was skipped"
         )
-    rows = write_manifest(report, store_root / "manifest.csv", relative_to=folder)
+    rows = write_manifest(report, manifest, relative_to=folder, earlier=earlier)
     click.echo(f"Stored in {store_root}; manifest.csv has {rows} row(s).")
 
 
@@ -209,6 +220,35 @@ def demo_command(out_dir: Path, seed: int) -> None:
     n_images = sum(1 for _ in (out_dir / "images").rglob("*.png"))
     click.echo(f"Wrote {study_file} and {n_images} images.")
     click.echo(f"Load it with: flask --app study_server study load {study_file}")
+
+
+def _create_folder(folder: Path) -> Path | None:
+    """Create ``folder`` and its parents; return the topmost one created."""
+    created = None
+    for level in (folder, *folder.parents):
+        if os.path.exists(level):
+            break
+        created = level
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _remove_empty(folder, created)
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(f"cannot create {folder}: {reason}") from None
+    return created
+
+
+def _remove_empty(folder: Path, created: Path | None) -> None:
+    """Remove ``folder`` and its parents up to ``created`` while they are empty."""
+    if created is None:
+        return
+    for level in (folder, *folder.parents):
+        try:
+            level.rmdir()
+        except OSError:
+            return
+        if level == created:
+            return
 
 
 def _none_readable(folder: Path, problems: list[ImageProblem]) -> str:

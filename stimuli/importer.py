@@ -30,8 +30,10 @@ a PNG named ``.jpg`` imports and a text file named ``.png`` is reported.
 from __future__ import annotations
 
 import csv
+import io
 import multiprocessing
 import os
+import stat
 import sys
 import warnings
 from collections import Counter
@@ -55,7 +57,7 @@ from .normalize import (
     check_fit_options,
     normalize_image,
 )
-from .store import ContentStore
+from .store import ContentStore, check_digest
 from .suffixes import ACCEPTED_SUFFIXES, IMAGE_SUFFIXES
 
 T = TypeVar("T")
@@ -804,8 +806,94 @@ def _manifest_row(image: ImportedImage, relative_to: Path | None) -> dict[str, s
     }
 
 
+def read_manifest(path: Path) -> dict[str, dict[str, str]]:
+    """Read a store's ``manifest.csv``, checking it before anything is stored.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The CSV file written by :func:`write_manifest`.
+
+    Returns
+    -------
+    dict of str to dict
+        Each row (column name to value) by its digest, in file order; empty
+        when the file does not exist yet.
+
+    Raises
+    ------
+    StimulusImportError
+        When the file cannot be read, is not UTF-8 text or not CSV, has other
+        columns than :data:`MANIFEST_COLUMNS`, or a row with another number of
+        fields or a digest that is not a SHA-256 digest. The message starts
+        with the file's path.
+    """
+    expected = f"expected a CSV file with columns {', '.join(MANIFEST_COLUMNS)}"
+    try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise StimulusImportError(f"{path}: is {what}; {expected}")
+        # utf-8-sig: a spreadsheet program may have added a byte-order mark
+        text = path.read_bytes().decode("utf-8-sig")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        raise StimulusImportError(
+            f"{path}: cannot be read ({exc.strerror or exc})"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise StimulusImportError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start}); {expected}"
+        ) from None
+
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return _manifest_rows(path, reader)
+    except csv.Error as exc:
+        raise StimulusImportError(
+            f"{path}, line {reader.line_num}: not CSV ({exc}); {expected}"
+        ) from None
+
+
+def _manifest_rows(path: Path, reader: Any) -> dict[str, dict[str, str]]:
+    header = next(reader, None)
+    if not header:
+        raise StimulusImportError(
+            f"{path}: existing manifest is empty; expected a header row with "
+            f"columns {', '.join(MANIFEST_COLUMNS)}"
+        )
+    if tuple(header) != MANIFEST_COLUMNS:
+        raise StimulusImportError(
+            f"{path}: existing manifest has columns {', '.join(header)}; "
+            f"expected {', '.join(MANIFEST_COLUMNS)}"
+        )
+
+    rows: dict[str, dict[str, str]] = {}
+    for fields in reader:
+        if not fields:  # a blank line, as csv.DictReader skips
+            continue
+        where = f"{path}, line {reader.line_num}"
+        if len(fields) != len(MANIFEST_COLUMNS):
+            raise StimulusImportError(
+                f"{where}: has {len(fields)} field(s); expected "
+                f"{len(MANIFEST_COLUMNS)} ({', '.join(MANIFEST_COLUMNS)})"
+            )
+        try:
+            check_digest(fields[0])
+        except ValueError as exc:
+            raise StimulusImportError(f"{where}: {exc}") from None
+        rows[fields[0]] = dict(zip(MANIFEST_COLUMNS, fields, strict=True))
+    return rows
+
+
 def write_manifest(
-    report: ImportReport, path: Path, *, relative_to: Path | None = None
+    report: ImportReport,
+    path: Path,
+    *,
+    relative_to: Path | None = None,
+    earlier: dict[str, dict[str, str]] | None = None,
 ) -> int:
     """Write or update ``manifest.csv`` for the images of an import.
 
@@ -821,22 +909,21 @@ def write_manifest(
         ``notes`` joined by ``"; "``.
     relative_to : pathlib.Path or None
         Write ``original_path`` relative to this folder where possible.
+    earlier : dict or None, default None
+        The rows already in ``path``, as :func:`read_manifest` returned them
+        before the import; None reads them now.
 
     Returns
     -------
     int
         The number of rows in the file.
+
+    Raises
+    ------
+    StimulusImportError
+        When the existing file is not a manifest (see :func:`read_manifest`).
     """
-    rows: dict[str, dict[str, str]] = {}
-    if path.is_file():
-        with path.open(newline="", encoding="utf-8") as file:
-            reader = csv.DictReader(file)
-            if tuple(reader.fieldnames or ()) != MANIFEST_COLUMNS:
-                raise ValueError(
-                    f"{path}: existing manifest has columns {reader.fieldnames}; "
-                    f"expected {', '.join(MANIFEST_COLUMNS)}"
-                )
-            rows = {row["digest"]: row for row in reader}
+    rows = dict(read_manifest(path) if earlier is None else earlier)
     for image in report.imported:
         rows[image.digest] = _manifest_row(image, relative_to)
 

@@ -159,7 +159,91 @@ def test_import_where_every_file_is_bad_fails(runner, tmp_path):
     assert f"skipped   {bad / 'a.png'}: empty file" in result.output
     assert f"skipped   {bad / 'b.jpg'}: not an image" in result.output
     assert f"Error: nothing imported from {bad}" in result.output
-    assert not (tmp_path / "s" / "manifest.csv").exists()
+    assert not (tmp_path / "s").exists()
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with its bytes (None for a folder)."""
+    return {
+        str(path.relative_to(root)): path.read_bytes() if path.is_file() else None
+        for path in sorted(root.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize("out", ["file.toml/store", "file.toml/store/deeper"])
+def test_import_to_an_out_that_cannot_be_created_fails(runner, images, tmp_path, out):
+    (tmp_path / "file.toml").write_text("x")
+    before = tree(tmp_path)
+    store = tmp_path / out
+    result = runner.invoke(main, ["import", str(images), "--out", str(store)])
+
+    assert result.exit_code == 1
+    assert result.output == f"Error: cannot create {store}: Not a directory\n"
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_import_to_an_out_under_proc_fails(runner, images):
+    result = runner.invoke(main, ["import", str(images), "--out", "/proc/store"])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: cannot create /proc/store: No such file or directory\n"
+    )
+
+
+_COLUMNS = "digest, source, is_real, role, original_path, width, height, notes"
+_HEADER = _COLUMNS.replace(" ", "") + "\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b"a,b\n1,2\n",
+            f": existing manifest has columns a, b; expected {_COLUMNS}",
+        ),
+        (
+            None,  # a folder named manifest.csv
+            f": is a folder; expected a CSV file with columns {_COLUMNS}",
+        ),
+        (
+            b"digest,source\xff\n",
+            ": not UTF-8 text (byte 0xff at offset 13); expected a CSV file with "
+            f"columns {_COLUMNS}",
+        ),
+        (
+            b"",
+            ": existing manifest is empty; expected a header row with columns "
+            f"{_COLUMNS}",
+        ),
+        (
+            (_HEADER + "abc,real,1,main,x.png,32,32,\n").encode(),
+            ", line 2: digest: got 'abc'; allowed: 64 lower-case hexadecimal "
+            "characters (a SHA-256 digest)",
+        ),
+        (
+            (_HEADER + "a" * 64 + ",real\n").encode(),
+            f", line 2: has 2 field(s); expected 8 ({_COLUMNS})",
+        ),
+    ],
+    ids=["columns", "folder", "not UTF-8", "empty", "digest", "fields"],
+)
+def test_import_into_a_store_with_a_bad_manifest_changes_nothing(
+    runner, images, tmp_path, content, message
+):
+    store = tmp_path / "store"
+    store.mkdir()
+    manifest = store / "manifest.csv"
+    if content is None:
+        manifest.mkdir()
+    else:
+        manifest.write_bytes(content)
+    before = tree(store)
+    result = runner.invoke(main, ["import", str(images), "--out", str(store)])
+
+    assert result.exit_code == 1
+    assert result.output == f"Error: {manifest}{message}\n"
+    assert tree(store) == before  # no image stored
 
 
 def test_inspect(runner, images, tmp_path):

@@ -17,6 +17,7 @@ from stimuli.importer import (
     SourceFolder,
     import_folder,
     import_sources,
+    read_manifest,
     study_image_sources,
     write_manifest,
 )
@@ -456,6 +457,36 @@ def test_manifest_is_written_and_merged(tmp_path):
     manifest.write_text("path,source\nx,y\n")
     with pytest.raises(ValueError, match="existing manifest has columns"):
         write_manifest(ImportReport([first]), manifest)
+
+
+def test_read_manifest(tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    assert read_manifest(manifest) == {}
+    assert read_manifest(tmp_path / "file" / "manifest.csv") == {}
+
+    header = ",".join(MANIFEST_COLUMNS)
+    row = "a" * 64 + ",real,1,main,x.png,32,32,"
+    # a byte-order mark and blank lines, as a spreadsheet program may leave
+    manifest.write_bytes(f"\ufeff{header}\r\n\r\n{row}\r\n".encode())
+    rows = read_manifest(manifest)
+    assert list(rows) == ["a" * 64]
+    assert rows["a" * 64]["original_path"] == "x.png"
+
+    manifest.write_text(f"{header}\n{row},extra\n")
+    with pytest.raises(StimulusImportError, match=r"line 2: has 9 field\(s\)"):
+        read_manifest(manifest)
+
+
+def test_write_manifest_uses_the_rows_read_before_the_import(tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    first = ImportedImage("a" * 64, "real", True, "main", "x.png", 32, 32)
+    second = ImportedImage("b" * 64, "biggan", False, "main", "y.png", 32, 32)
+    from stimuli.importer import ImportReport
+
+    write_manifest(ImportReport([first]), manifest)
+    earlier = read_manifest(manifest)
+    assert write_manifest(ImportReport([second]), manifest, earlier=earlier) == 2
+    assert list(read_manifest(manifest)) == ["a" * 64, "b" * 64]
 
 
 def test_problem_records_are_plain_values():
