@@ -579,3 +579,91 @@ def test_analysis_export_refuses_a_missing_database(tmp_path):
     assert result.exit_code == 2
     assert "no SQLite database" in result.output
     assert not missing.exists()
+
+
+def test_analysis_export_names_an_unknown_database_scheme(tmp_path):
+    out = tmp_path / "out"
+    result = analysis_export("--db", "garbage://x", "pilot", "--out", str(out))
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    assert "unknown database scheme 'garbage' in 'garbage://x'" in result.output
+    assert "sqlite:///" in result.output
+    assert "postgresql+psycopg://" in result.output
+    assert not out.exists()
+
+
+def test_analysis_export_refuses_a_file_that_is_not_sqlite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("txt.db").write_text("hello\n")
+    for db_option in ("txt.db", "sqlite:///txt.db"):
+        result = analysis_export("--db", db_option, "pilot", "--out", "ex4")
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)
+        assert result.output == "Error: txt.db is not a SQLite database\n"
+    assert Path("txt.db").read_text() == "hello\n"
+    assert not Path("ex4").exists()
+
+
+def test_analysis_export_never_writes_to_the_database(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDY_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.chdir(tmp_path)
+    empty_csv, empty_db = tmp_path / "empty.csv", tmp_path / "e2.db"
+    for path, db_option in (
+        (empty_csv, f"sqlite:///{empty_csv}"),
+        (empty_db, "e2.db"),
+    ):
+        path.write_bytes(b"")
+        result = analysis_export(
+            "--db", db_option, "pilot", "--out", "ex1", "--include-platform-ids"
+        )
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)
+        assert result.output == (
+            f"Error: the database at sqlite:///{path} has no schema yet; "
+            "run `flask --app study_server init-db` first\n"
+        )
+        assert path.read_bytes() == b""
+        assert path.stat().st_size == 0
+    # No journal, no export folder, nothing else.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "e2.db",
+        "empty.csv",
+        "instance",
+    ]
+
+
+def test_analysis_export_does_not_create_a_missing_configured_database(
+    tmp_path, monkeypatch
+):
+    instance = tmp_path / "instance"
+    monkeypatch.setenv("STUDY_INSTANCE_PATH", str(instance))
+    out = tmp_path / "out"
+    result = analysis_export("pilot", "--out", str(out), "--include-platform-ids")
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "cannot open the database at sqlite:///" in result.output
+    assert not (instance / "study.sqlite3").exists()
+    assert not out.exists()
+
+
+def test_analysis_export_takes_a_relative_sqlite_uri_from_the_current_folder(
+    app, study, tmp_path, monkeypatch
+):
+    from conftest import on_postgres
+
+    if on_postgres():
+        pytest.skip("a SQLite file is needed")
+    # The app fixture's database is tmp_path/study.sqlite3; its instance folder
+    # (where Flask-SQLAlchemy would look) is tmp_path/instance.
+    monkeypatch.chdir(tmp_path)
+    for db_option, out in (
+        ("study.sqlite3", "plain"),
+        ("sqlite:///study.sqlite3", "uri"),
+    ):
+        result = analysis_export(
+            "--db", db_option, "pilot", "--out", out, "--include-platform-ids"
+        )
+        assert result.exit_code == 0, result.output
+    for path in CSV_FILES.values():
+        assert Path("uri", path).read_bytes() == Path("plain", path).read_bytes()
+    assert not (tmp_path / "instance" / "study.sqlite3").exists()
