@@ -649,9 +649,7 @@ def test_analysis_export_does_not_create_a_missing_configured_database(
 def test_analysis_export_takes_a_relative_sqlite_uri_from_the_current_folder(
     app, study, tmp_path, monkeypatch
 ):
-    from conftest import on_postgres
-
-    if on_postgres():
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         pytest.skip("a SQLite file is needed")
     # The app fixture's database is tmp_path/study.sqlite3; its instance folder
     # (where Flask-SQLAlchemy would look) is tmp_path/instance.

@@ -90,7 +90,8 @@ def _correlate_reads(tmp_path, dataset, models, tidy) -> None:
     for name in ("metrics.csv", "metrics_wide.csv"):
         table = correlate_reads(tmp_path / "out" / name)
         assert set(table.model) == set(models), name
-        assert len(table) == len(tidy), name
+        # the wide table has an empty cell where the tidy one has no row
+        assert len(table.dropna(subset=["value"])) == len(tidy), name
 
     # No human data exists for these folders: placeholder error rates (one per
     # model, spread over 0.1-0.4) only show that the run goes through.
