@@ -5,7 +5,6 @@ Everything here works on folders alone, without the study server's database.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 from typing import cast
@@ -140,6 +139,7 @@ def import_command(
     Exits with status 0 when at least one image was imported, 1 when none
     could be.
     """
+    from .folders import output_folder_for_run
     from .importer import import_folder, read_manifest, write_manifest
     from .normalize import StimulusImportError
     from .store import ContentStore
@@ -165,32 +165,29 @@ def import_command(
         earlier = read_manifest(manifest)
     except StimulusImportError as exc:
         raise click.ClickException(str(exc)) from None
-    created = _create_folder(store_root)
-    try:
-        report = import_folder(
-            folder,
-            source=source,
-            size=size,
-            crop=cast(Crop, crop),
-            store=ContentStore(store_root),
-            progress=not quiet,
-            role=cast(Role, role),
-            workers=workers,
-        )
-    except StimulusImportError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        # a failed import leaves no empty store behind
-        _remove_empty(store_root, created)
-
-    if not report.imported and not report.problems and not report.duplicates:
-        raise click.ClickException(_no_images(folder))
-    for line in report.lines():
-        click.echo(line)
-    if not report.imported:
-        raise click.ClickException(
-            f"nothing imported from {folder}: every image file was skipped"
-        )
+    # a failed import leaves no empty store behind
+    with output_folder_for_run(store_root):
+        try:
+            report = import_folder(
+                folder,
+                source=source,
+                size=size,
+                crop=cast(Crop, crop),
+                store=ContentStore(store_root),
+                progress=not quiet,
+                role=cast(Role, role),
+                workers=workers,
+            )
+        except StimulusImportError as exc:
+            raise click.ClickException(str(exc)) from None
+        if not report.imported and not report.problems and not report.duplicates:
+            raise click.ClickException(_no_images(folder))
+        for line in report.lines():
+            click.echo(line)
+        if not report.imported:
+            raise click.ClickException(
+                f"nothing imported from {folder}: every image file was skipped"
+            )
     rows = write_manifest(report, manifest, relative_to=folder, earlier=earlier)
     click.echo(f"Stored in {store_root}; manifest.csv has {rows} row(s).")
 
@@ -220,35 +217,6 @@ def demo_command(out_dir: Path, seed: int) -> None:
     n_images = sum(1 for _ in (out_dir / "images").rglob("*.png"))
     click.echo(f"Wrote {study_file} and {n_images} images.")
     click.echo(f"Load it with: flask --app study_server study load {study_file}")
-
-
-def _create_folder(folder: Path) -> Path | None:
-    """Create ``folder`` and its parents; return the topmost one created."""
-    created = None
-    for level in (folder, *folder.parents):
-        if os.path.exists(level):
-            break
-        created = level
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _remove_empty(folder, created)
-        reason = exc.strerror or str(exc)
-        raise click.ClickException(f"cannot create {folder}: {reason}") from None
-    return created
-
-
-def _remove_empty(folder: Path, created: Path | None) -> None:
-    """Remove ``folder`` and its parents up to ``created`` while they are empty."""
-    if created is None:
-        return
-    for level in (folder, *folder.parents):
-        try:
-            level.rmdir()
-        except OSError:
-            return
-        if level == created:
-            return
 
 
 def _none_readable(folder: Path, problems: list[ImageProblem]) -> str:

@@ -20,6 +20,8 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from tqdm import tqdm
 
+from stimuli.folders import output_folder
+
 from .db import db, requires_schema
 from .errors import NotFound, StudyError
 from .models import Researcher, Study
@@ -193,11 +195,7 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> None:
             f"{out_dir} already holds an export ({description.name}); "
             "choose another folder or add --force to replace it"
         )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise click.ClickException(f"cannot create {out_dir}: {reason}") from None
+    output_folder(out_dir)
 
 
 def _known_studies() -> str:

@@ -10,8 +10,8 @@ import click
 import pandas as pd
 
 from analysis.bootstrap import METHODS, check_methods
-from analysis.commands import output_folder_for_run
 from analysis.names import Aliases, NameMatchError
+from stimuli.folders import output_folder_for_run
 
 # Columns echoed to the terminal; the CSV files hold all of them.
 SHOWN = (

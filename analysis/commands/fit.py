@@ -13,7 +13,6 @@ import click
 import numpy as np
 import pandas as pd
 
-from analysis.commands import output_folder
 from analysis.exclude import ExclusionRules, apply_exclusions, no_exclusions
 from analysis.names import Aliases, NameMatchError
 from analysis.readers import (
@@ -35,6 +34,7 @@ from analysis.scores import (
     image_summary,
 )
 from analysis.sdt import participant_sdt
+from stimuli.folders import output_folder
 
 OUTPUT_TABLES = (
     "human_scores",

@@ -17,7 +17,6 @@ from typing import Any
 import click
 import pandas as pd
 
-from analysis.commands import output_folder_for_run
 from analysis.metrics.defaults import (
     DEFAULT_ENCODERS,
     DEFAULT_METRICS,
@@ -40,6 +39,7 @@ from analysis.metrics.table import (
     UNKNOWN_WEIGHTS,
     write_metric_table,
 )
+from stimuli.folders import output_folder_for_run
 
 FEATURE_SUFFIX = ".npz"
 
