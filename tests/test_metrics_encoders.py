@@ -160,7 +160,9 @@ def test_weights_load_from_a_local_file(tmp_path, vits14, no_network) -> None:
         assert torch.equal(loaded(x)["features"], vits14(x)["features"])
 
 
-def test_weights_load_from_a_local_hf_cache(tmp_path, monkeypatch, vits14) -> None:
+def test_weights_load_from_a_local_hf_cache(
+    tmp_path, monkeypatch, vits14, no_network
+) -> None:
     from safetensors.torch import save_file
 
     revision = "0123456789abcdef0123456789abcdef01234567"
